@@ -1,0 +1,238 @@
+"""The model directory manifest: what `python -m export` writes and the server trusts.
+
+A model directory holds one or more ONNX variants of the same checkpoint
+(``model.onnx`` fp32, ``model.int8.onnx``, ``model.fp16.onnx``), the tokenizer files
+and ``manifest.json``. The manifest is the single description of how to run them:
+
+- ``dims``: width of the vector the graph outputs (before any ``dimensions`` truncation);
+- ``max_length``: the longest input in tokens, special tokens included;
+- ``pooling``: ``mean`` or ``cls``; ``pooling_in_graph`` says whether the graph already
+  pools (output ``[batch, dims]``) or returns token states (``[batch, seq, dims]``);
+- ``normalize``: whether the model's vectors are meant to be unit length (the default of
+  the API's ``normalize`` flag); normalisation is never baked into the graph so that
+  ``dimensions`` truncation can happen before it;
+- ``inputs`` / ``output``: the graph's input names (``input_ids``, ``attention_mask`` and
+  optionally ``token_type_ids``) and the name of the output to read;
+- ``variants``: per precision, the file, its SHA-256, the execution target it was built
+  for and the parity figures that let it ship.
+
+Readers get a :class:`ManifestError` whose message says what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+
+Pooling = Literal["mean", "cls"]
+VariantName = Literal["fp32", "int8", "fp16"]
+Target = Literal["cpu", "gpu", "any"]
+
+POOLINGS: tuple[str, ...] = get_args(Pooling)
+VARIANTS: tuple[str, ...] = get_args(VariantName)
+VARIANT_FILES: dict[str, str] = {
+    "fp32": "model.onnx",
+    "int8": "model.int8.onnx",
+    "fp16": "model.fp16.onnx",
+}
+ALLOWED_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class ManifestError(ValueError):
+    """A model directory or its manifest is missing, malformed or inconsistent."""
+
+
+@dataclass(frozen=True)
+class Parity:
+    """Agreement of a variant with the PyTorch reference on the parity text set.
+
+    Cosines are between the variant's and the reference's pooled vectors;
+    ``recall_at_10`` is the overlap of top-10 retrieval results with the fp32 graph's
+    on the built-in corpus (1.0 for fp32 itself).
+    """
+
+    cos_mean: float
+    cos_min: float
+    max_abs_diff: float
+    recall_at_10: float
+    texts: int
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One ONNX file of the model at one precision."""
+
+    name: VariantName
+    file: str
+    sha256: str
+    target: Target
+    parity: Parity
+    fusions: dict[str, int] = field(default_factory=dict)
+    size_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything the server needs to know to run a model directory."""
+
+    name: str
+    dims: int
+    max_length: int
+    pooling: Pooling
+    pooling_in_graph: bool
+    normalize: bool
+    inputs: tuple[str, ...]
+    output: str
+    variants: dict[str, Variant]
+    source: dict[str, Any] = field(default_factory=dict)
+    prompts: dict[str, str] = field(default_factory=dict)
+    opset: int = 17
+    versions: dict[str, str] = field(default_factory=dict)
+    created: str = ""
+    format: int = FORMAT_VERSION
+
+    @property
+    def revision(self) -> str:
+        """A short content id of the served files: changes whenever any variant changes."""
+        joined = "".join(v.sha256 for _, v in sorted(self.variants.items()))
+        return hashlib.sha256(joined.encode()).hexdigest()[:12]
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["inputs"] = list(self.inputs)
+        return data
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write(manifest: Manifest, directory: Path) -> Path:
+    """Write ``manifest.json`` into ``directory`` (sorted keys, trailing newline)."""
+    path = directory / MANIFEST_FILE
+    path.write_text(json.dumps(manifest.to_json(), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def _require(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in data:
+        raise ManifestError(f"{where}: missing field {key!r}; re-export the model with `python -m export`")
+    value = data[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ManifestError(f"{where}: field {key!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _parse_variant(name: str, data: Any, where: str) -> Variant:
+    if name not in VARIANTS:
+        raise ManifestError(f"{where}: unknown variant {name!r}; expected one of {', '.join(VARIANTS)}")
+    if not isinstance(data, dict):
+        raise ManifestError(f"{where}: variant {name!r} must be an object")
+    vwhere = f"{where} variants.{name}"
+    parity_data = _require(data, "parity", dict, vwhere)
+    try:
+        parity = Parity(
+            cos_mean=float(parity_data["cos_mean"]),
+            cos_min=float(parity_data["cos_min"]),
+            max_abs_diff=float(parity_data["max_abs_diff"]),
+            recall_at_10=float(parity_data["recall_at_10"]),
+            texts=int(parity_data["texts"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ManifestError(f"{vwhere}.parity is incomplete or malformed: {exc}") from exc
+    target = _require(data, "target", str, vwhere)
+    if target not in get_args(Target):
+        raise ManifestError(f"{vwhere}: target must be cpu, gpu or any, not {target!r}")
+    fusions = data.get("fusions", {})
+    if not isinstance(fusions, dict):
+        raise ManifestError(f"{vwhere}: fusions must be an object")
+    return Variant(
+        name=name,  # type: ignore[arg-type]
+        file=_require(data, "file", str, vwhere),
+        sha256=_require(data, "sha256", str, vwhere),
+        target=target,
+        parity=parity,
+        fusions={str(k): int(v) for k, v in fusions.items()},
+        size_bytes=int(data.get("size_bytes", 0)),
+    )
+
+
+def parse(data: Any, where: str = MANIFEST_FILE) -> Manifest:
+    """Validate a decoded manifest and build a :class:`Manifest`."""
+    if not isinstance(data, dict):
+        raise ManifestError(f"{where}: expected a JSON object")
+    fmt = data.get("format", FORMAT_VERSION)
+    if fmt != FORMAT_VERSION:
+        raise ManifestError(f"{where}: format {fmt} is not supported (this server reads {FORMAT_VERSION})")
+    dims = _require(data, "dims", int, where)
+    max_length = _require(data, "max_length", int, where)
+    if dims <= 0 or max_length <= 1:
+        raise ManifestError(f"{where}: dims and max_length must be positive")
+    pooling = _require(data, "pooling", str, where)
+    if pooling not in POOLINGS:
+        raise ManifestError(f"{where}: pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
+    inputs = tuple(_require(data, "inputs", list, where))
+    if "input_ids" not in inputs or any(i not in ALLOWED_INPUTS for i in inputs):
+        raise ManifestError(f"{where}: inputs must include input_ids and only use {', '.join(ALLOWED_INPUTS)}")
+    variants_data = _require(data, "variants", dict, where)
+    if not variants_data:
+        raise ManifestError(f"{where}: no variants listed; the export wrote no model")
+    prompts = data.get("prompts", {})
+    if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
+        raise ManifestError(f"{where}: prompts must map names to prefix strings")
+    return Manifest(
+        name=_require(data, "name", str, where),
+        dims=dims,
+        max_length=max_length,
+        pooling=pooling,  # type: ignore[arg-type]
+        pooling_in_graph=_require(data, "pooling_in_graph", bool, where),
+        normalize=_require(data, "normalize", bool, where),
+        inputs=inputs,
+        output=_require(data, "output", str, where),
+        variants={k: _parse_variant(k, v, where) for k, v in variants_data.items()},
+        source=dict(data.get("source", {})),
+        prompts=dict(prompts),
+        opset=int(data.get("opset", 17)),
+        versions={str(k): str(v) for k, v in data.get("versions", {}).items()},
+        created=str(data.get("created", "")),
+    )
+
+
+def load(directory: Path, verify_hashes: bool = False) -> Manifest:
+    """Read and validate ``directory/manifest.json``; check every variant file exists.
+
+    With ``verify_hashes`` each variant file's SHA-256 is recomputed and compared.
+    """
+    if not directory.is_dir():
+        raise ManifestError(f"model directory {directory} does not exist; build one with `python -m export`")
+    path = directory / MANIFEST_FILE
+    if not path.is_file():
+        raise ManifestError(
+            f"{directory} has no {MANIFEST_FILE}; it is not an exported model directory "
+            "(run `python -m export CHECKPOINT_DIR OUT_DIR`)"
+        )
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"{path} is not valid JSON: {exc}") from exc
+    manifest = parse(data, str(path))
+    for variant in manifest.variants.values():
+        file = directory / variant.file
+        if not file.is_file():
+            raise ManifestError(f"{path}: variant {variant.name} file {variant.file} is missing")
+        if verify_hashes and sha256_file(file) != variant.sha256:
+            raise ManifestError(
+                f"{file} does not match the SHA-256 in the manifest; the file is corrupt or was replaced"
+            )
+    return manifest
