@@ -66,7 +66,7 @@ class Parity:
 
 @dataclass(frozen=True)
 class Variant:
-    """One ONNX file of the model at one precision."""
+    """One ONNX file of the model at one precision; ``notes`` says how it was built."""
 
     name: VariantName
     file: str
@@ -75,6 +75,7 @@ class Variant:
     parity: Parity
     fusions: dict[str, int] = field(default_factory=dict)
     size_bytes: int = 0
+    notes: str = ""
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,7 @@ def _parse_variant(name: str, data: Any, where: str) -> Variant:
         parity=parity,
         fusions={str(k): int(v) for k, v in fusions.items()},
         size_bytes=int(data.get("size_bytes", 0)),
+        notes=str(data.get("notes", "")),
     )
 
 
@@ -184,7 +186,9 @@ def parse(data: Any, where: str = MANIFEST_FILE) -> Manifest:
         raise ManifestError(f"{where}: pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
     inputs = tuple(_require(data, "inputs", list, where))
     if "input_ids" not in inputs or any(i not in ALLOWED_INPUTS for i in inputs):
-        raise ManifestError(f"{where}: inputs must include input_ids and only use {', '.join(ALLOWED_INPUTS)}")
+        raise ManifestError(
+            f"{where}: inputs must include input_ids and only use {', '.join(ALLOWED_INPUTS)}"
+        )
     variants_data = _require(data, "variants", dict, where)
     if not variants_data:
         raise ManifestError(f"{where}: no variants listed; the export wrote no model")
@@ -195,7 +199,7 @@ def parse(data: Any, where: str = MANIFEST_FILE) -> Manifest:
         name=_require(data, "name", str, where),
         dims=dims,
         max_length=max_length,
-        pooling=pooling,  # type: ignore[arg-type]
+        pooling=pooling,
         pooling_in_graph=_require(data, "pooling_in_graph", bool, where),
         normalize=_require(data, "normalize", bool, where),
         inputs=inputs,

@@ -1,0 +1,89 @@
+"""``python -m server``: parse settings, check the model directory, serve with uvicorn.
+
+Exit codes: 0 after a clean shutdown, 2 for bad flags or an unusable model directory,
+1 when the server fails at run time.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+import uvicorn
+
+from server import routes
+from server.app import create_app
+from server.manifest import ManifestError, load
+from server.settings import Settings, SettingsError, from_sources
+
+log = logging.getLogger("server")
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn, but SIGTERM first flips readiness to 503 and refuses new work, then (after
+    ``drain_delay``) closes the listener and waits up to ``drain_timeout`` for admitted
+    requests, which all complete."""
+
+    def __init__(self, config: uvicorn.Config, state: routes.State) -> None:
+        super().__init__(config)
+        self.state = state
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.state.draining or sig not in (signal.SIGTERM, signal.SIGINT):
+            super().handle_exit(sig, frame)
+            return
+        self.state.draining = True
+        delay = self.state.settings.drain_delay
+        log.info("signal %s: draining (readiness 503), closing the listener in %.1fs", sig, delay)
+        if delay > 0:
+            timer = threading.Timer(delay, super().handle_exit, args=(sig, frame))
+            timer.daemon = True
+            timer.start()
+        else:
+            super().handle_exit(sig, frame)
+
+
+def serve(settings: Settings) -> int:
+    """Run the server until it is told to stop; returns the exit code."""
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_keep_alive=settings.timeout_keep_alive,
+        limit_concurrency=settings.limit_concurrency,
+        timeout_graceful_shutdown=int(max(1, settings.drain_timeout)),
+        h11_max_incomplete_event_size=64 * 1024,
+        server_header=False,
+    )
+    server = DrainingServer(config, app.state.embed)
+    server.run()
+    return 0 if server.started else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        settings = from_sources(argv)
+        settings.resolved_api_key  # noqa: B018 - fail early on an unreadable key file
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        load(settings.model)
+    except ManifestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return serve(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

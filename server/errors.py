@@ -1,0 +1,106 @@
+"""The server's error hierarchy and its one status table.
+
+::
+
+    EmbedError                    (status, error_type)
+    ├── ValidationError           422 Validation      bad JSON, types, empty input, bad dimensions
+    ├── PayloadTooLarge           413 Validation      too many inputs, body too big, text too long
+    ├── Unauthorized              401 Unauthorized    missing or wrong API key
+    ├── NotFound                  404 NotFound        unknown route or prompt name
+    ├── Overloaded                429 Overloaded      queue full (Retry-After)
+    ├── DeadlineExceeded          503 Overloaded      request waited past its deadline (Retry-After)
+    ├── Unavailable               503 Unhealthy       not ready yet, or draining for shutdown
+    └── InferenceFailed           500 Backend         the model run failed; only that batch fails
+
+Handlers raise these; one exception handler renders them in the envelope of the route's
+API family (:func:`tei_body` for ``/embed``, :func:`openai_body` for ``/v1/...``).
+Errors from onnxruntime and tokenizers are translated into these where they are called.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class EmbedError(Exception):
+    """Base of every error the server answers with; carries its HTTP status."""
+
+    status: ClassVar[int] = 500
+    error_type: ClassVar[str] = "Backend"
+    openai_type: ClassVar[str] = "server_error"
+
+    def __init__(self, message: str, *, param: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        if self.retry_after is None:
+            return {}
+        return {"retry-after": str(max(1, round(self.retry_after)))}
+
+
+class ValidationError(EmbedError):
+    status = 422
+    error_type = "Validation"
+    openai_type = "invalid_request_error"
+
+
+class PayloadTooLarge(EmbedError):
+    status = 413
+    error_type = "Validation"
+    openai_type = "invalid_request_error"
+
+
+class Unauthorized(EmbedError):
+    status = 401
+    error_type = "Unauthorized"
+    openai_type = "authentication_error"
+
+
+class NotFound(EmbedError):
+    status = 404
+    error_type = "NotFound"
+    openai_type = "invalid_request_error"
+
+
+class Overloaded(EmbedError):
+    status = 429
+    error_type = "Overloaded"
+    openai_type = "rate_limit_error"
+
+
+class DeadlineExceeded(EmbedError):
+    status = 503
+    error_type = "Overloaded"
+    openai_type = "server_error"
+
+
+class Unavailable(EmbedError):
+    status = 503
+    error_type = "Unhealthy"
+    openai_type = "server_error"
+
+
+class InferenceFailed(EmbedError):
+    status = 500
+    error_type = "Backend"
+    openai_type = "server_error"
+
+
+def tei_body(error: EmbedError) -> dict[str, Any]:
+    """TEI's envelope, which ES's ``hugging_face`` service parses."""
+    return {"error": error.message, "error_type": error.error_type}
+
+
+def openai_body(error: EmbedError) -> dict[str, Any]:
+    """OpenAI's envelope, which the ``openai`` SDK and ES's ``openai`` service parse."""
+    return {
+        "error": {
+            "message": error.message,
+            "type": error.openai_type,
+            "param": error.param,
+            "code": error.error_type.lower(),
+        }
+    }

@@ -1,0 +1,213 @@
+"""Thin HTTP handlers: authorise, parse (schemas.py), call the engine, render.
+
+Failures are raised as :mod:`server.errors` exceptions and rendered by the one handler in
+app.py, in the envelope of the route's API family.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from server import schemas
+from server.engine import Embedded, Engine
+from server.errors import PayloadTooLarge, Unauthorized, Unavailable, ValidationError
+from server.metrics import Metrics
+from server.settings import Settings
+
+MAX_CLIENT_TIMEOUT = 600.0
+JSON = "application/json"
+
+
+@dataclass
+class State:
+    """Per-app state shared by handlers: the engine once loaded, and lifecycle flags."""
+
+    settings: Settings
+    metrics: Metrics
+    api_key: bytes = b""
+    engine: Engine | None = None
+    ready: bool = False
+    draining: bool = False
+    openapi: dict[str, Any] = field(default_factory=dict)
+
+
+def _state(request: Request) -> State:
+    state: State = request.app.state.embed
+    return state
+
+
+def _engine(state: State) -> Engine:
+    if state.draining:
+        state.metrics.rejected.labels("draining").inc()
+        raise Unavailable("the server is draining for shutdown; retry on another replica", retry_after=1)
+    if state.engine is None or not state.ready:
+        raise Unavailable("the model is still loading; retry when /health/ready answers 200", retry_after=1)
+    return state.engine
+
+
+def authorize(request: Request, state: State) -> None:
+    """Constant-time check of ``Authorization: Bearer KEY`` when a key is configured."""
+    if not state.api_key:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    given = token.strip().encode() if scheme.lower() == "bearer" else b""
+    if not hmac.compare_digest(given, state.api_key):
+        state.metrics.rejected.labels("unauthorized").inc()
+        raise Unauthorized("missing or wrong API key; send `Authorization: Bearer <key>`")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it exceeds ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body has {declared} bytes; the limit is {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def deadline(request: Request, settings: Settings) -> float:
+    """Seconds this request may wait: the setting, or the client's ``x-request-timeout``."""
+    raw = request.headers.get("x-request-timeout")
+    if raw is None:
+        return settings.request_timeout
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0 or value > MAX_CLIENT_TIMEOUT:
+        raise ValidationError(f"x-request-timeout must be seconds between 0 and {MAX_CLIENT_TIMEOUT:.0f}")
+    return value
+
+
+async def disconnected(request: Request) -> None:
+    """Resolves when the client goes away (the ASGI server sends ``http.disconnect``)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _embed(request: Request, parse: Any) -> tuple[State, Engine, schemas.EmbedRequest, Embedded]:
+    state = _state(request)
+    authorize(request, state)
+    engine = _engine(state)
+    body = await read_body(request, state.settings.max_payload_bytes)
+    parsed: schemas.EmbedRequest = parse(body, _limits(engine))
+    if state.settings.strict_model and parsed.model not in (None, engine.model_name):
+        raise ValidationError(
+            f"model {parsed.model!r} is not served here; use {engine.model_name!r}", param="model"
+        )
+    waiter: Awaitable[None] = disconnected(request)
+    result = await engine.embed(
+        parsed.texts, parsed.options, timeout=deadline(request, state.settings), disconnected=waiter
+    )
+    return state, engine, parsed, result
+
+
+def _limits(engine: Engine) -> schemas.Limits:
+    return schemas.Limits(
+        dims=engine.manifest.dims, max_client_batch_size=engine.settings.max_client_batch_size
+    )
+
+
+def _headers(engine: Engine, result: Embedded) -> dict[str, str]:
+    return {**result.timings.headers(), "x-model-id": engine.model_name}
+
+
+async def embed(request: Request) -> Response:
+    """``POST /embed`` and ``POST /`` (TEI; ES's ``hugging_face`` service)."""
+    _, engine, parsed, result = await _embed(request, schemas.parse_embed)
+    return Response(
+        schemas.render_embed(parsed, result.vectors), media_type=JSON, headers=_headers(engine, result)
+    )
+
+
+async def openai_embeddings(request: Request) -> Response:
+    """``POST /v1/embeddings`` (OpenAI; ES's ``openai`` service)."""
+    _, engine, parsed, result = await _embed(request, schemas.parse_openai)
+    body = schemas.render_openai(parsed, result.vectors, result.tokens, parsed.model or engine.model_name)
+    return Response(body, media_type=JSON, headers=_headers(engine, result))
+
+
+async def tokenize(request: Request) -> Response:
+    """``POST /tokenize``: tokens per input with ids, text, special flag and char offsets."""
+    state = _state(request)
+    authorize(request, state)
+    engine = _engine(state)
+    parsed = schemas.parse_tokenize(
+        await read_body(request, state.settings.max_payload_bytes), _limits(engine)
+    )
+    encoded = await engine.tokenize(parsed.texts, parsed.options, with_offsets=True)
+    assert encoded.offsets is not None and encoded.special is not None
+    out = []
+    for ids, offsets, special in zip(encoded.ids, encoded.offsets, encoded.special, strict=True):
+        out.append(
+            [
+                {
+                    "id": int(i),
+                    "text": engine.tokenizer.id_to_token(int(i)),
+                    "special": bool(s),
+                    "start": None if s else start,
+                    "stop": None if s else stop,
+                }
+                for i, (start, stop), s in zip(ids.tolist(), offsets, special, strict=True)
+                if parsed.add_special_tokens or not s
+            ]
+        )
+    return Response(orjson.dumps(out[0] if parsed.single else out), media_type=JSON)
+
+
+async def info(request: Request) -> Response:
+    state = _state(request)
+    if state.engine is None:
+        raise Unavailable("the model is still loading", retry_after=1)
+    return Response(orjson.dumps(state.engine.info()), media_type=JSON)
+
+
+async def live(request: Request) -> Response:
+    return JSONResponse({"status": "live"})
+
+
+def _readiness(state: State) -> tuple[bool, str]:
+    if state.draining:
+        return False, "draining"
+    if state.engine is None or not state.ready:
+        return False, "loading"
+    engine = state.engine
+    limits = engine.limits
+    if (
+        engine.batcher.queued_requests >= 0.9 * limits.max_queue_requests
+        or engine.batcher.queued_tokens >= 0.9 * limits.max_queue_tokens
+    ):
+        return False, "queue above its high-water mark"
+    return True, "ready"
+
+
+async def ready(request: Request) -> Response:
+    """200 when loaded, warm, not draining and the queue is below its high-water mark."""
+    ok, why = _readiness(_state(request))
+    return JSONResponse({"status": why}, status_code=200 if ok else 503)
+
+
+async def metrics(request: Request) -> Response:
+    state = _state(request)
+    if state.settings.metrics_require_key:
+        authorize(request, state)
+    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def openapi(request: Request) -> Response:
+    return Response(orjson.dumps(_state(request).openapi), media_type=JSON)

@@ -1,0 +1,159 @@
+"""One ONNX Runtime session: options, input discovery, provider check, warm-up.
+
+A session is owned by exactly one worker thread (see batcher.py); it never sees JSON or
+HTTP. It checks at load time that the graph matches the manifest (input names, output
+name and width), so a mismatched model directory fails at start, not on the first request.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from server import pooling, providers
+from server.manifest import Manifest, Variant
+
+log = logging.getLogger("server.session")
+
+F32 = npt.NDArray[np.float32]
+I64 = npt.NDArray[np.int64]
+
+
+class SessionLoadError(RuntimeError):
+    """The ONNX file cannot be loaded or does not match its manifest."""
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """How to build a session (derived from Settings by the engine)."""
+
+    device: str
+    gpu_id: int
+    intra_op_threads: int
+    inter_op_threads: int
+    trt_cache_dir: Path
+    max_batch_size: int
+
+
+def choose_variant(manifest: Manifest, requested: str, on_gpu: bool) -> Variant:
+    """The variant to serve: the requested one, or for ``auto`` fp16 on GPU and the
+    fastest gated CPU variant (int8, else fp32) on CPU."""
+    variants = manifest.variants
+    if requested != "auto":
+        if requested not in variants:
+            raise SessionLoadError(
+                f"variant {requested} is not in this model directory (it has {', '.join(sorted(variants))}); "
+                "export it with `python -m export --variants ...` or pick another --variant"
+            )
+        return variants[requested]
+    order = ("fp16", "fp32", "int8") if on_gpu else ("int8", "fp32")
+    for name in order:
+        if name in variants:
+            return variants[name]
+    raise SessionLoadError(f"no variant usable on {'GPU' if on_gpu else 'CPU'} in {sorted(variants)}")
+
+
+class OrtSession:
+    """An ORT session that maps padded int64 inputs to ``[n, dims]`` float32 vectors."""
+
+    def __init__(self, directory: Path, manifest: Manifest, variant: Variant, config: SessionConfig) -> None:
+        self.manifest = manifest
+        self.variant = variant
+        plan = providers.plan(
+            config.device,
+            ort.get_available_providers(),
+            gpu_id=config.gpu_id,
+            trt_cache_dir=config.trt_cache_dir,
+            fp16=variant.name == "fp16",
+            max_batch=config.max_batch_size,
+            max_len=manifest.max_length,
+            inputs=manifest.inputs,
+        )
+        if plan.primary == providers.TENSORRT:
+            config.trt_cache_dir.mkdir(parents=True, exist_ok=True)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.intra_op_num_threads = config.intra_op_threads
+        options.inter_op_num_threads = config.inter_op_threads
+        options.log_severity_level = 3
+        path = directory / variant.file
+        try:
+            self._session = ort.InferenceSession(str(path), sess_options=options, providers=plan.providers)
+        except Exception as exc:
+            raise SessionLoadError(f"onnxruntime cannot load {path}: {exc}") from exc
+        self.provider = providers.verify(config.device, plan, self._session.get_providers())
+        self.on_gpu = self.provider in (providers.CUDA, providers.TENSORRT)
+        self.input_names: Sequence[str] = self._check_graph()
+        self._use_binding = self.provider == providers.CUDA
+
+    def _check_graph(self) -> list[str]:
+        graph_inputs = [i.name for i in self._session.get_inputs()]
+        if sorted(graph_inputs) != sorted(self.manifest.inputs):
+            raise SessionLoadError(
+                f"{self.variant.file} takes inputs {graph_inputs} but the manifest says "
+                f"{list(self.manifest.inputs)}; the directory mixes files of different exports"
+            )
+        outputs = {o.name: o.shape for o in self._session.get_outputs()}
+        if self.manifest.output not in outputs:
+            raise SessionLoadError(
+                f"{self.variant.file} has no output {self.manifest.output!r} (it has {sorted(outputs)})"
+            )
+        width = outputs[self.manifest.output][-1]
+        if isinstance(width, int) and width != self.manifest.dims:
+            raise SessionLoadError(
+                f"{self.variant.file} outputs {width}-dim vectors but the manifest says {self.manifest.dims}"
+            )
+        return graph_inputs
+
+    def run(self, inputs: dict[str, I64]) -> F32:
+        """Run one padded batch; returns pooled (not normalised) float32 vectors."""
+        if self._use_binding:
+            out = self._run_bound(inputs)
+        else:
+            out = self._session.run([self.manifest.output], inputs)[0]
+        if not self.manifest.pooling_in_graph:
+            out = pooling.pool(out, inputs["attention_mask"], self.manifest.pooling)
+        return np.asarray(out, dtype=np.float32)
+
+    def _run_bound(self, inputs: dict[str, I64]) -> F32:
+        # IO binding lets ORT copy inputs to the GPU once and write outputs straight to host
+        # memory it allocates, instead of staging through extra buffers per run.
+        binding = self._session.io_binding()
+        for name, array in inputs.items():
+            binding.bind_cpu_input(name, np.ascontiguousarray(array))
+        binding.bind_output(self.manifest.output, "cpu")
+        self._session.run_with_iobinding(binding)
+        return np.asarray(binding.copy_outputs_to_cpu()[0], dtype=np.float32)
+
+    def warm_up(self, pad_id: int, max_batch_tokens: int) -> int:
+        """Run the shapes traffic will bring (short to max length, 1 to many rows); returns runs."""
+        lengths = sorted({min(n, self.manifest.max_length) for n in (8, 32, 128, self.manifest.max_length)})
+        runs = 0
+        for length in lengths:
+            for rows in (1, max(1, min(16, max_batch_tokens // length))):
+                ids = np.full((rows, length), pad_id, dtype=np.int64)
+                ids[:, 0] = 0
+                feeds = {
+                    "input_ids": ids,
+                    "attention_mask": np.ones_like(ids),
+                    "token_type_ids": np.zeros_like(ids),
+                }
+                self.run({name: feeds[name] for name in self.input_names})
+                runs += 1
+        return runs
+
+
+def cpu_count() -> int:
+    """CPUs this process may use (cgroup/affinity aware where the OS tells)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
