@@ -1,0 +1,88 @@
+"""``python -m export SRC_DIR OUT_DIR``: parse flags, run :func:`export.pipeline.export_model`.
+
+Exit codes: 0 exported (a variant not explicitly asked for may have been left out, as the
+output says), 1 the export failed (fp32 or an explicitly requested variant failed its
+parity gate, or a runtime error), 2 bad input (not a checkpoint, unsupported architecture,
+bad flag, output directory exists without ``--force``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from server.manifest import POOLINGS, VARIANTS
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m export",
+        description="Export a Hugging Face / sentence-transformers checkpoint to a parity-gated ONNX model "
+        "directory.",
+    )
+    parser.add_argument(
+        "source", type=Path, metavar="SRC_DIR", help="checkpoint directory (config.json + weights)"
+    )
+    parser.add_argument("out", type=Path, metavar="OUT_DIR", help="model directory to create")
+    parser.add_argument(
+        "--variants",
+        help=f"comma-separated precisions from {','.join(VARIANTS)} (default fp32,int8); "
+        "when given, each listed variant must pass its gate or the export fails; by default "
+        "an int8 that fails is left out with a message",
+    )
+    parser.add_argument("--pooling", choices=POOLINGS, help="override the pooling read from the checkpoint")
+    parser.add_argument(
+        "--max-length", type=int, help="override the max input length in tokens (special tokens included)"
+    )
+    parser.add_argument(
+        "--normalize",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="override whether vectors are unit length by default "
+        "(default: whether the checkpoint has a Normalize module)",
+    )
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    parser.add_argument("--name", help="model name in the manifest (default: OUT_DIR's name)")
+    parser.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # Checkpoints are local directories; never let transformers reach for the Hub. The
+    # variable must be set before transformers is first imported, hence the late imports.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # noqa: TID251 - this is the package's CLI edge
+    from export.errors import ExportError
+    from export.pipeline import DEFAULT_VARIANTS, ExportOptions, export_model
+
+    if args.variants is None:
+        variants, required = DEFAULT_VARIANTS, frozenset({"fp32"})
+    else:
+        variants = tuple(dict.fromkeys(v.strip() for v in args.variants.split(",") if v.strip()))
+        required = frozenset(variants)
+    options = ExportOptions(
+        variants=variants,
+        required=required,
+        pooling=args.pooling,
+        max_length=args.max_length,
+        normalize=args.normalize,
+        opset=args.opset,
+        force=args.force,
+        name=args.name,
+    )
+    try:
+        export_model(args.source, args.out, options)
+    except ExportError as exc:
+        print(f"export failed: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("export interrupted; nothing was written", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

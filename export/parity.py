@@ -1,0 +1,235 @@
+"""Parity gates: does an exported variant compute what the PyTorch model computes?
+
+Each variant is run the way the server runs it (the ``tokenizers`` library on the written
+``tokenizer.json``, truncation to the manifest's ``max_length``, batches padded to their
+longest row, ONNX Runtime on CPU) and compared with the reference on
+:func:`export.corpus.parity_texts`:
+
+- fp32 must reproduce the reference: every cosine >= 0.99999 and no element of the
+  un-normalised pooled vector more than 1e-4 away;
+- int8 and fp16 trade exactness for speed: mean cosine >= 0.99, and on the built-in
+  retrieval corpus their top-10 passages per query must overlap the fp32 graph's top-10 by
+  at least 97 % (``recall_at_10``).
+
+The reference is the sentence-transformers model itself (without its ``Normalize`` module)
+when the checkpoint is a sentence-transformers one exported with its own pooling, and the
+transformers encoder with the chosen pooling otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+import torch
+from tokenizers import Tokenizer
+from transformers import PreTrainedTokenizerBase
+
+from export.checkpoint import Checkpoint
+from export.errors import ExportError
+from export.graph import PooledEncoder
+from server.manifest import Parity
+
+Vectors = npt.NDArray[np.float32]
+Encode = Callable[[Sequence[str]], Vectors]
+
+FP32_MIN_COSINE = 0.99999
+FP32_MAX_ABS_DIFF = 1e-4
+REDUCED_MEAN_COSINE = 0.99
+REDUCED_RECALL_AT_10 = 0.97
+TOP_K = 10
+# Rows per batch; texts are sorted by length first, so padding stays small.
+BATCH_SIZE = 16
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A variant's parity figures and, if it failed its gate, why."""
+
+    parity: Parity
+    failures: tuple[str, ...]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def cosine_and_diff(reference: Vectors, candidate: Vectors) -> tuple[float, float, float]:
+    """Mean cosine, min cosine and max absolute element difference, row by row."""
+    if reference.shape != candidate.shape:
+        raise ExportError(
+            f"variant output shape {candidate.shape} differs from the reference {reference.shape}"
+        )
+    ref = reference.astype(np.float64)
+    cand = candidate.astype(np.float64)
+    norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1)
+    cos = (ref * cand).sum(axis=1) / np.maximum(norms, 1e-12)
+    return float(cos.mean()), float(cos.min()), float(np.abs(ref - cand).max())
+
+
+def _top_k(queries: Vectors, passages: Vectors, k: int) -> npt.NDArray[np.int64]:
+    q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    p = passages / np.linalg.norm(passages, axis=1, keepdims=True)
+    scores = q.astype(np.float64) @ p.astype(np.float64).T
+    # Stable sort so that ties rank the same way for both encoders.
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+
+
+def recall_at_k(
+    baseline: tuple[Vectors, Vectors],
+    candidate: tuple[Vectors, Vectors],
+    k: int = TOP_K,
+) -> float:
+    """Mean fraction of the baseline's top-``k`` passages that the candidate also ranks top-``k``.
+
+    Each argument is ``(query vectors, passage vectors)``; similarity is cosine.
+    """
+    base = _top_k(*baseline, k)
+    cand = _top_k(*candidate, k)
+    overlaps = [len(set(b.tolist()) & set(c.tolist())) / k for b, c in zip(base, cand, strict=True)]
+    return float(np.mean(overlaps))
+
+
+def judge(variant: str, reference: Vectors, candidate: Vectors, recall: float) -> Verdict:
+    """Apply the gate of ``variant`` (fp32, or a reduced precision) to its figures."""
+    cos_mean, cos_min, max_abs = cosine_and_diff(reference, candidate)
+    parity = Parity(
+        cos_mean=cos_mean,
+        cos_min=cos_min,
+        max_abs_diff=max_abs,
+        recall_at_10=recall,
+        texts=len(reference),
+    )
+    failures: list[str] = []
+    if variant == "fp32":
+        if cos_min < FP32_MIN_COSINE:
+            failures.append(f"min cosine {cos_min:.6f} < {FP32_MIN_COSINE}")
+        if max_abs > FP32_MAX_ABS_DIFF:
+            failures.append(f"max abs diff {max_abs:.2e} > {FP32_MAX_ABS_DIFF:.0e}")
+    else:
+        if cos_mean < REDUCED_MEAN_COSINE:
+            failures.append(f"mean cosine {cos_mean:.4f} < {REDUCED_MEAN_COSINE}")
+        if recall < REDUCED_RECALL_AT_10:
+            failures.append(f"recall@10 vs fp32 {recall:.3f} < {REDUCED_RECALL_AT_10}")
+    if not np.isfinite(candidate).all():
+        failures.append("the variant outputs NaN or infinite values")
+    return Verdict(parity=parity, failures=tuple(failures))
+
+
+class OnnxEncoder:
+    """Embeds texts with an ONNX graph exactly as the server would: one vector per text, in order."""
+
+    def __init__(
+        self,
+        model: Path,
+        tokenizer_json: Path,
+        max_length: int,
+        inputs: Sequence[str],
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+    ) -> None:
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_json))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(max_length)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(model), sess_options=options, providers=list(providers))
+        except Exception as exc:
+            raise ExportError(f"ONNX Runtime cannot load {model.name}: {exc}") from exc
+        self.inputs = tuple(inputs)
+        self.output = self.session.get_outputs()[0].name
+        self.pad_id = self.tokenizer.padding["pad_id"] if self.tokenizer.padding else 0
+
+    def __call__(self, texts: Sequence[str]) -> Vectors:
+        encodings = self.tokenizer.encode_batch(list(texts))
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        out: Vectors | None = None
+        for start in range(0, len(order), BATCH_SIZE):
+            rows = order[start : start + BATCH_SIZE]
+            width = max(len(encodings[i].ids) for i in rows)
+            feed = {
+                name: np.zeros((len(rows), width), dtype=np.int64)
+                for name in ("input_ids", "attention_mask", "token_type_ids")
+            }
+            feed["input_ids"].fill(self.pad_id)
+            for r, i in enumerate(rows):
+                enc = encodings[i]
+                n = len(enc.ids)
+                feed["input_ids"][r, :n] = enc.ids
+                feed["attention_mask"][r, :n] = enc.attention_mask
+                feed["token_type_ids"][r, :n] = enc.type_ids
+            try:
+                result = self.session.run([self.output], {k: feed[k] for k in self.inputs})[0]
+            except Exception as exc:
+                raise ExportError(f"ONNX Runtime failed to run the graph: {exc}") from exc
+            if out is None:
+                out = np.empty((len(texts), result.shape[1]), dtype=np.float32)
+            out[rows] = result.astype(np.float32)
+        assert out is not None
+        return out
+
+    def seconds_per_run(self, texts: Sequence[str], repeats: int = 3) -> float:
+        """Best wall time of ``repeats`` runs over ``texts`` after one warm-up: a speed probe."""
+        self(texts)
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            self(texts)
+            best = min(best, time.perf_counter() - start)
+        return best
+
+
+def reference_encoder(
+    checkpoint: Checkpoint,
+    encoder: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    with_token_types: bool,
+) -> tuple[Encode, str]:
+    """The PyTorch reference for ``checkpoint`` and a one-line description of it."""
+    if checkpoint.sentence_transformers and checkpoint.pooling_source != "--pooling":
+        return _sentence_transformers_encoder(checkpoint), "sentence-transformers (torch, Normalize left out)"
+    wrapper = PooledEncoder(encoder, checkpoint.pooling, with_token_types).eval()
+
+    def encode(texts: Sequence[str]) -> Vectors:
+        chunks: list[Vectors] = []
+        for start in range(0, len(texts), BATCH_SIZE):
+            batch = tokenizer(
+                list(texts[start : start + BATCH_SIZE]),
+                padding=True,
+                truncation=True,
+                max_length=checkpoint.max_length,
+                return_tensors="pt",
+                return_token_type_ids=True,
+            )
+            with torch.no_grad():
+                pooled = wrapper(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+            chunks.append(pooled.numpy().astype(np.float32))
+        return np.concatenate(chunks)
+
+    return encode, f"transformers (torch) with {checkpoint.pooling} pooling"
+
+
+def _sentence_transformers_encoder(checkpoint: Checkpoint) -> Encode:
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        full = SentenceTransformer(str(checkpoint.path), device="cpu", local_files_only=True)
+    except Exception as exc:
+        raise ExportError(f"sentence-transformers could not load {checkpoint.path}: {exc}") from exc
+    # The graph leaves normalisation to the server, so compare against the pooled output.
+    modules = [m for m in full if type(m).__name__ != "Normalize"]
+    model = SentenceTransformer(modules=modules, device="cpu")
+    model.max_seq_length = checkpoint.max_length
+
+    def encode(texts: Sequence[str]) -> Vectors:
+        vectors = model.encode(
+            list(texts), batch_size=BATCH_SIZE, convert_to_numpy=True, show_progress_bar=False
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    return encode
