@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -207,7 +207,7 @@ class Engine:
         options: EmbedOptions,
         *,
         timeout: float,
-        disconnected: Awaitable[Any] | None = None,
+        disconnected: Callable[[], Awaitable[Any]] | None = None,
     ) -> Embedded:
         """Embed ``texts`` in order. Raises the errors of errors.py (429, 503, 413, 500)."""
         if options.dimensions is not None and not 1 <= options.dimensions <= self.manifest.dims:
@@ -241,12 +241,12 @@ class Engine:
         return Embedded(vectors=vectors, tokens=encoded.total_tokens, timings=timings)
 
     async def _wait(
-        self, future: asyncio.Future[F32], timeout: float, disconnected: Awaitable[Any] | None
+        self, future: asyncio.Future[F32], timeout: float, disconnected: Callable[[], Awaitable[Any]] | None
     ) -> None:
         watchers: set[asyncio.Future[Any]] = {future}
         gone: asyncio.Future[Any] | None = None
         if disconnected is not None:
-            gone = asyncio.ensure_future(disconnected)
+            gone = asyncio.ensure_future(disconnected())
             watchers.add(gone)
         try:
             done, _ = await asyncio.wait(watchers, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hmac
 import math
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,9 +109,11 @@ async def _embed(request: Request, parse: Any) -> tuple[State, Engine, schemas.E
         raise ValidationError(
             f"model {parsed.model!r} is not served here; use {engine.model_name!r}", param="model"
         )
-    waiter: Awaitable[None] = disconnected(request)
     result = await engine.embed(
-        parsed.texts, parsed.options, timeout=deadline(request, state.settings), disconnected=waiter
+        parsed.texts,
+        parsed.options,
+        timeout=deadline(request, state.settings),
+        disconnected=lambda: disconnected(request),
     )
     return state, engine, parsed, result
 

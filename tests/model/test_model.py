@@ -1,0 +1,77 @@
+"""Real-model checks on MiniLM: parity with sentence-transformers, batch invariance, order."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from server.collate import collate
+from server.manifest import load
+from server.session import OrtSession, SessionConfig
+from server.tokenizer import Tokenizer
+
+TEXTS = [
+    "How do I configure a dense_vector field in Elasticsearch?",
+    "短い文",
+    "La recherche sémantique utilise des vecteurs.",
+    "x",
+    "The quick brown fox jumps over the lazy dog. " * 12,
+    "def main():\n    return 0",
+]
+
+
+@pytest.fixture(scope="module")
+def reference(minilm_checkpoint: Path) -> np.ndarray:
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(minilm_checkpoint), device="cpu")
+    return np.asarray(model.encode(TEXTS, normalize_embeddings=True, batch_size=2))
+
+
+async def test_server_matches_sentence_transformers(make_client, reference: np.ndarray) -> None:
+    client, _ = await make_client()
+    got = np.array((await client.post("/embed", json={"inputs": TEXTS})).json(), dtype=np.float32)
+    cos = (got * reference).sum(axis=1)
+    assert cos.min() >= 0.99999, cos
+
+
+def test_padding_does_not_change_a_vector(minilm_model_dir: Path) -> None:
+    manifest = load(minilm_model_dir)
+    config = SessionConfig(
+        device="cpu",
+        gpu_id=0,
+        intra_op_threads=1,
+        inter_op_threads=1,
+        trt_cache_dir=Path("unused"),
+        max_batch_size=8,
+    )
+    session = OrtSession(minilm_model_dir, manifest, manifest.variants["fp32"], config)
+    tok = Tokenizer(minilm_model_dir, manifest.max_length)
+    ids = tok.encode(TEXTS).ids
+    alone = session.run(collate([ids[0]], tok.pad_id, session.input_names))
+    mixed = session.run(collate([ids[4], ids[0], ids[3]], tok.pad_id, session.input_names))
+    assert np.abs(mixed[1] - alone[0]).max() <= 1e-5
+
+
+async def test_vectors_do_not_depend_on_batch_mates_or_concurrency(make_client) -> None:
+    client, _ = await make_client()
+    solo = [np.array((await client.post("/embed", json={"inputs": t})).json()[0]) for t in TEXTS]
+    rotated = TEXTS[3:] + TEXTS[:3]
+    requests = [client.post("/embed", json={"inputs": [t, *rotated]}) for t in TEXTS for _ in range(3)]
+    responses = await asyncio.gather(*requests)
+    for k, r in enumerate(responses):
+        got = np.array(r.json())
+        assert np.abs(got[0] - solo[k // 3]).max() <= 1e-5
+        for j, t in enumerate(rotated):
+            assert np.abs(got[j + 1] - solo[TEXTS.index(t)]).max() <= 1e-5
+
+
+async def test_int8_variant_is_close_to_reference(make_client, reference: np.ndarray) -> None:
+    client, _ = await make_client(variant="int8")
+    info = (await client.get("/info")).json()
+    assert info["variant"] == "int8"
+    got = np.array((await client.post("/embed", json={"inputs": TEXTS})).json(), dtype=np.float32)
+    assert (got * reference).sum(axis=1).mean() >= 0.98
