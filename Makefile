@@ -41,6 +41,12 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	$(VENV)/bin/hadolint Dockerfile.cpu Dockerfile.gpu
+	mkdir -p build/k8s
+	for overlay in base gpu; do \
+		kubectl kustomize deploy/k8s/$$overlay > build/k8s/$$overlay.yaml || exit 1; \
+		$(VENV)/bin/kubernetes-validate --strict --quiet -k 1.30 build/k8s/$$overlay.yaml || exit 1; \
+	done
 
 bench: model
 	$(PY) -m bench --model $(MODEL_DIR)
