@@ -17,7 +17,9 @@ import uvicorn
 
 from server import routes
 from server.app import create_app
-from server.manifest import ManifestError, load
+from server.engine import Engine
+from server.errors import StartupError
+from server.metrics import Metrics
 from server.settings import Settings, SettingsError, from_sources
 
 log = logging.getLogger("server")
@@ -48,8 +50,18 @@ class DrainingServer(uvicorn.Server):
 
 
 def serve(settings: Settings) -> int:
-    """Run the server until it is told to stop; returns the exit code."""
-    app = create_app(settings)
+    """Load and warm the model, then serve until told to stop; returns the exit code.
+
+    The model loads before the socket opens, so a model that cannot be served is a clean
+    error and exit code 2, and nothing listens until the server can answer.
+    """
+    metrics = Metrics.create()
+    try:
+        engine = Engine.load(settings, metrics)
+    except StartupError as exc:
+        print(f"error: cannot serve {settings.model}: {exc}", file=sys.stderr)
+        return 2
+    app = create_app(settings, lambda _settings, _metrics: engine, metrics)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -77,11 +89,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    try:
-        load(settings.model)
-    except ManifestError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     return serve(settings)
 
 

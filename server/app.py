@@ -25,7 +25,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server import routes, schemas
 from server.engine import Engine, __version__
-from server.errors import EmbedError, InferenceFailed, NotFound, ValidationError, openai_body, tei_body
+from server.errors import (
+    EmbedError,
+    InferenceFailed,
+    NotFound,
+    StartupError,
+    ValidationError,
+    openai_body,
+    tei_body,
+)
 from server.metrics import Metrics
 from server.settings import Settings
 
@@ -121,15 +129,21 @@ ROUTES = [
 _KNOWN_PATHS = {route.path for route in ROUTES}
 
 
-def create_app(settings: Settings, loader: EngineLoader = Engine.load) -> Starlette:
+def create_app(
+    settings: Settings, loader: EngineLoader = Engine.load, metrics: Metrics | None = None
+) -> Starlette:
     """Build the ASGI app; the model loads in the lifespan (use it under a lifespan-aware server)."""
-    metrics = Metrics.create()
+    metrics = metrics or Metrics.create()
     state = routes.State(settings=settings, metrics=metrics, api_key=settings.resolved_api_key.encode())
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         started = time.perf_counter()
-        state.engine = await asyncio.to_thread(loader, settings, metrics)
+        try:
+            state.engine = await asyncio.to_thread(loader, settings, metrics)
+        except StartupError as exc:
+            log.error("cannot serve %s: %s", settings.model, exc)
+            raise
         state.openapi = schemas.openapi(
             state.engine.manifest.dims, settings.max_client_batch_size, __version__
         )

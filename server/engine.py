@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from server import pooling
 from server.batcher import Batch, Batcher, Limits, Session, batch_padding
-from server.errors import DeadlineExceeded, PayloadTooLarge, Unavailable, ValidationError
+from server.errors import DeadlineExceeded, PayloadTooLarge, StartupError, Unavailable, ValidationError
 from server.manifest import Manifest, ManifestError, load
 from server.metrics import Metrics
 from server.session import OrtSession, SessionConfig, choose_variant, cpu_count
@@ -34,7 +34,7 @@ __version__ = "0.1.0"
 CPU_BATCH_TOKENS = 2048
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(StartupError):
     """The model directory cannot be served; the message says why and what to do."""
 
 

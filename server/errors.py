@@ -12,6 +12,9 @@
     ├── Unavailable               503 Unhealthy       not ready yet, or draining for shutdown
     └── InferenceFailed           500 Backend         the model run failed; only that batch fails
 
+:class:`StartupError` is apart from the tree: a model directory, tokenizer or execution
+provider that cannot be used; the process reports it and exits instead of serving.
+
 Handlers raise these; one exception handler renders them in the envelope of the route's
 API family (:func:`tei_body` for ``/embed``, :func:`openai_body` for ``/v1/...``).
 Errors from onnxruntime and tokenizers are translated into these where they are called.
@@ -104,3 +107,7 @@ def openai_body(error: EmbedError) -> dict[str, Any]:
             "code": error.error_type.lower(),
         }
     }
+
+
+class StartupError(RuntimeError):
+    """The server cannot start serving; the message says what is wrong and how to fix it."""

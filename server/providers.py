@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from server.errors import StartupError
+
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 TENSORRT = "TensorrtExecutionProvider"
 
 
-class ProviderError(RuntimeError):
+class ProviderError(StartupError):
     """The requested execution provider is not available or was not used."""
 
 

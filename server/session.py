@@ -18,6 +18,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from server import pooling, providers
+from server.errors import StartupError
 from server.manifest import Manifest, Variant
 
 log = logging.getLogger("server.session")
@@ -26,7 +27,7 @@ F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 
 
-class SessionLoadError(RuntimeError):
+class SessionLoadError(StartupError):
     """The ONNX file cannot be loaded or does not match its manifest."""
 
 
@@ -151,9 +152,19 @@ class OrtSession:
         return runs
 
 
-def cpu_count() -> int:
-    """CPUs this process may use (cgroup/affinity aware where the OS tells)."""
+def cpu_count(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota.
+
+    In a container limited to 2 CPUs on a 64-core host, ORT must run 2 threads, not 64.
+    """
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = cgroup_cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cpus

@@ -18,13 +18,13 @@ import numpy as np
 import numpy.typing as npt
 from tokenizers import Tokenizer as HFTokenizer
 
-from server.errors import PayloadTooLarge
+from server.errors import PayloadTooLarge, StartupError
 
 Direction = Literal["right", "left"]
 _PAD_CANDIDATES = ("[PAD]", "<pad>", "<|pad|>", "[pad]")
 
 
-class TokenizerLoadError(RuntimeError):
+class TokenizerLoadError(StartupError):
     """The model directory's tokenizer files are missing or unreadable."""
 
 

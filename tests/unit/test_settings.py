@@ -60,3 +60,15 @@ def test_threads_split_across_sessions() -> None:
     assert Settings(sessions=2).threads_per_session(8) == 4
     assert Settings(intra_op_threads=3).threads_per_session(8) == 3
     assert Settings().threads_per_session(1) == 1
+
+
+def test_cpu_count_honours_a_cgroup_quota(tmp_path: Path) -> None:
+    from server.session import cpu_count
+
+    unlimited = tmp_path / "max"
+    unlimited.write_text("max 100000\n")
+    limited = tmp_path / "quota"
+    limited.write_text("150000 100000\n")
+    assert cpu_count(unlimited) >= 1
+    assert cpu_count(limited) == 1
+    assert cpu_count(tmp_path / "absent") == cpu_count(unlimited)
