@@ -264,10 +264,11 @@ def connect(settings: Settings) -> Store:
     client = _client(settings)
     transport = client.transport
     assert isinstance(transport, PinnedCompatTransport)
-    # Asking with compatible-with=8 works on 8.x and 9.x clusters, whatever the client's major.
-    probe = client.options(headers={"accept": "application/vnd.elasticsearch+json; compatible-with=8"})
-    store = Store(client, settings, ClusterInfo((0, 0, 0), "", CLIENT_MAJOR))
-    body = store.call("read the cluster's version", lambda: dict(probe.info().body))
+    # compatible-with=8 works on 8.x and 9.x clusters, whatever the client's major. The API
+    # methods set their own Accept header, so the pin must be applied below them.
+    transport.pinned = 8
+    store = Store(client, settings, ClusterInfo((0, 0, 0), "", 8))
+    body = store.call("read the cluster's version", lambda: dict(client.info().body))
     version = _version(str(body.get("version", {}).get("number", "0")))
     flavor = str(body.get("version", {}).get("build_flavor", "default"))
     if version[0] < 8 and flavor != "serverless":

@@ -42,7 +42,9 @@ def serve() -> Iterator[Callable[[Any], ThreadedServer]]:
         return server
 
     yield start
-    for server in reversed(started):
+    for server in started:
+        server.request_stop()
+    for server in started:
         server.stop()
 
 
@@ -56,12 +58,17 @@ def make_embed(serve: Callable[..., ThreadedServer]) -> Callable[..., Running[Em
 
 
 @pytest.fixture
-def make_es(serve: Callable[..., ThreadedServer]) -> Callable[..., Running[EsStandin]]:
+def make_es(serve: Callable[..., ThreadedServer]) -> Iterator[Callable[..., Running[EsStandin]]]:
+    made: list[EsStandin] = []
+
     def make(**kwargs: Any) -> Running[EsStandin]:
         standin = EsStandin(**kwargs)
+        made.append(standin)
         return Running(standin, serve(standin.app()))
 
-    return make
+    yield make
+    for standin in made:
+        standin.close()
 
 
 @pytest.fixture

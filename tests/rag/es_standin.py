@@ -1237,6 +1237,9 @@ class EsStandin:
         self.endpoints[inference_id] = endpoint
         return endpoint.public()
 
+    def close(self) -> None:
+        self.http.close()
+
     def app(self) -> Starlette:
         methods = ["GET", "HEAD", "PUT", "POST", "DELETE"]
         return Starlette(

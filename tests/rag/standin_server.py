@@ -41,7 +41,12 @@ class ThreadedServer:
             time.sleep(0.01)
         return self
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Ask the server to exit (takes up to 0.2 s: uvicorn's tick and its shutdown pause)."""
         self._server.should_exit = True
+        self._server.force_exit = True  # do not wait for idle keep-alive connections
+
+    def stop(self) -> None:
+        self.request_stop()
         self._thread.join(timeout=10)
         self._socket.close()
