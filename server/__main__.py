@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Sequence
@@ -47,6 +48,11 @@ class DrainingServer(uvicorn.Server):
             timer.start()
         else:
             super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        # uvicorn re-raises the captured signal after shutdown; a completed drain is a clean exit (0).
+        self._captured_signals.clear()
 
 
 def serve(settings: Settings) -> int:

@@ -1,0 +1,135 @@
+"""Schema fuzzing from our own OpenAPI document, plus hand-written nasty requests.
+
+Every generated request (valid and invalid) must get a non-5xx answer that matches the
+documented status codes, content types and error envelopes; the server stays healthy.
+Case count: FUZZ_CASES (default 2,400 over all operations, half positive, half negative).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import checks
+from schemathesis.generation import GenerationMode
+
+TOTAL_CASES = int(os.environ.get("FUZZ_CASES", "2400"))
+CHECKS = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_schema_conformance,
+]
+
+
+@pytest.mark.slow
+def test_openapi_fuzzing_finds_no_server_errors(thread_server) -> None:
+    server = thread_server(fake=True, max_client_batch_size=64)
+    schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    posts = [op for op in operations if op.method.upper() == "POST"]
+    gets = [op for op in operations if op.method.upper() != "POST"]
+    per_get = 10
+    per_post = max(1, (TOTAL_CASES - per_get * len(gets)) // (2 * len(posts)))
+    seen: dict[int, int] = {}
+
+    for operation in operations:
+        # a GET without parameters has no invalid form: only positive cases exist
+        post = operation.method.upper() == "POST"
+        per_run = per_post if post else per_get
+        for mode in (
+            (GenerationMode.POSITIVE, GenerationMode.NEGATIVE) if post else (GenerationMode.POSITIVE,)
+        ):
+
+            @given(case=operation.as_strategy(generation_mode=mode))
+            @settings(
+                max_examples=per_run,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                suppress_health_check=list(HealthCheck),
+            )
+            def run(case: schemathesis.Case) -> None:
+                response = case.call_and_validate(base_url=server.url, checks=CHECKS)
+                seen[response.status_code] = seen.get(response.status_code, 0) + 1
+
+            run()
+    total = sum(seen.values())
+    print(f"\nfuzzed {total} requests over {len(operations)} operations; statuses {sorted(seen.items())}")
+    assert total >= min(TOTAL_CASES, 2000) * 0.9
+    assert not any(code >= 500 for code in seen)
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        assert client.get("/health/ready").status_code == 200
+        assert client.post("/embed", json={"inputs": "still fine"}).status_code == 200
+
+
+NASTY: list[tuple[str, bytes, dict[str, str]]] = [
+    ("huge string", b'{"inputs": "' + b"a" * 1_500_000 + b'"}', {}),
+    ("10k-item list", b'{"inputs": [' + b",".join([b'"x"'] * 10_000) + b"]}", {}),
+    ("deeply nested", b'{"inputs": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", {}),
+    ("wrong content type", b'{"inputs": "x"}', {"content-type": "text/plain"}),
+    ("form body", b"inputs=x", {"content-type": "application/x-www-form-urlencoded"}),
+    ("invalid utf-8", b'{"inputs": "\xff\xfe\xfd"}', {}),
+    ("lone surrogate escape", b'{"inputs": "\\ud800"}', {}),
+    ("NaN", b'{"inputs": "x", "dimensions": NaN}', {}),
+    ("Infinity", b'{"inputs": "x", "dimensions": Infinity}', {}),
+    ("negative dimensions", b'{"inputs": "x", "dimensions": -5}', {}),
+    ("huge dimensions", b'{"inputs": "x", "dimensions": 1e400}', {}),
+    ("huge int dimensions", b'{"inputs": "x", "dimensions": 99999999999999999999999999}', {}),
+    ("empty string", b'{"inputs": ""}', {}),
+    ("whitespace only", b'{"inputs": "   \\n\\t  "}', {}),
+    ("non-JSON", b"\x00\x01\x02", {}),
+    ("empty body", b"", {}),
+    ("null", b"null", {}),
+    ("gzip bomb", gzip.compress(b"[" * 1_000_000), {"content-encoding": "gzip"}),
+    ("control characters", b'{"inputs": "\\u0000\\u0001\\u001f"}', {}),
+    ("emoji and RTL", '{"inputs": ["😀👍🏽", "مرحبا بالعالم", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢"]}'.encode(), {}),
+]
+
+
+@pytest.mark.parametrize(("name", "body", "headers"), NASTY, ids=[n for n, _, _ in NASTY])
+@pytest.mark.parametrize("path", ["/embed", "/v1/embeddings", "/tokenize"])
+def test_nasty_requests_get_documented_4xx_or_200(
+    thread_server_shared, name: str, body: bytes, headers: dict[str, str], path: str
+) -> None:
+    url = thread_server_shared.url
+    if path == "/v1/embeddings":
+        body = body.replace(b'"inputs"', b'"input"')
+    r = httpx.post(
+        url + path, content=body, headers={"content-type": "application/json", **headers}, timeout=60
+    )
+    assert r.status_code in (200, 413, 422), (name, r.status_code, r.text[:200])
+    if r.status_code != 200:
+        envelope = r.json()
+        if path.startswith("/v1/"):
+            assert set(envelope["error"]) == {"message", "type", "param", "code"}
+        else:
+            assert set(envelope) == {"error", "error_type"} and envelope["error"]
+    assert httpx.get(url + "/health/ready").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def thread_server_shared(minilm_model_dir):
+    """One real-model server shared by the nasty-case parametrisation (keeps the suite fast)."""
+    from tests.reliability.conftest import ThreadServer, free_port, wait_ready
+    import threading
+
+    import uvicorn
+
+    from server.app import create_app
+    from server.settings import Settings
+
+    port = free_port()
+    app = create_app(Settings(model=minilm_model_dir, variant="fp32", warmup=False))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url)
+    yield ThreadServer(url, app)
+    server.should_exit = True
+    thread.join(30)
