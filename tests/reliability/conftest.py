@@ -123,3 +123,18 @@ def process_server(minilm_model_dir: Path, tmp_path: Path) -> Iterator[Callable[
         if proc.poll() is None:
             proc.kill()
         proc.wait(30)
+
+
+@pytest.fixture(scope="module")
+def thread_server_shared(minilm_model_dir: Path) -> Iterator[ThreadServer]:
+    """One real-model server shared by a module's tests (keeps parametrised suites fast)."""
+    port = free_port()
+    app = create_app(Settings(model=minilm_model_dir, variant="fp32", warmup=False))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url)
+    yield ThreadServer(url, app)
+    server.should_exit = True
+    thread.join(30)

@@ -80,7 +80,8 @@ def test_ten_times_capacity_only_sheds_load(process_server) -> None:
     p99 = admitted[int(0.99 * (len(admitted) - 1))] if admitted else 0.0
     after = asyncio.run(closed_loop_rps(server.url, 3.0))
     print(
-        f"\noverload: capacity {capacity:.1f} req/s (20 texts each), offered {10 * capacity:.0f} req/s for 6 s, "
+        f"\noverload: capacity {capacity:.1f} req/s (20 texts each), "
+        f"offered {10 * capacity:.0f} req/s for 6 s, "
         f"{len(results)} requests, statuses {sorted(statuses.items())}, admitted p99 {p99:.2f} s, "
         f"peak RSS {peak[0] / 2**20:.0f} MiB, throughput after {after:.1f} req/s ({after / capacity:.2f}x)"
     )
