@@ -17,7 +17,6 @@ from typing import TextIO
 from rag import ingest as ingesting
 from rag import provision
 from rag.answer import Assistant
-from rag.chat import OpenAIChat
 from rag.embedder import Embedder
 from rag.errors import IngestIncompleteError, RagError
 from rag.retrieval import Retriever, parse_filters
@@ -110,6 +109,9 @@ def _search(args: argparse.Namespace, settings: Settings, stack: ExitStack, out:
 
 
 def _assistant(settings: Settings, stack: ExitStack) -> Assistant:
+    # Imported here: openai takes seconds to import and only `ask` and `serve` need it.
+    from rag.chat import OpenAIChat
+
     chat = OpenAIChat(settings)
     stack.callback(chat.close)
     store, embedder = _backends(settings, stack)

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rag import prompt
-from rag.chat import ChatClient
 from rag.chunking import TokenCounter
 from rag.prompt import Citation, Prompt
 from rag.retrieval import Fusion, Retriever
 from rag.settings import Settings
+
+if TYPE_CHECKING:  # rag.chat imports openai, which takes seconds; only its Protocol is needed here.
+    from rag.chat import ChatClient
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ from typing import Any
 import elastic_transport
 import elasticsearch
 import httpx
-import openai
 
 
 class RagError(Exception):
@@ -155,6 +154,9 @@ def embedding_errors(embed_url: str, action: str) -> Iterator[None]:
 @contextmanager
 def chat_errors(base_url: str, model: str) -> Iterator[None]:
     """Translate ``openai`` exceptions raised while calling the chat completions API."""
+    # Imported here: openai takes seconds to import and only `ask` and `serve` need it.
+    import openai
+
     where = f"the chat API at CHAT_BASE_URL={base_url} (model {model})"
     try:
         yield

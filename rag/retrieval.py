@@ -187,7 +187,7 @@ def passages(response: Mapping[str, Any]) -> list[Passage]:
                     metadata,
                 )
             )
-    out.sort(key=lambda p: -p.score)
+    out.sort(key=lambda p: (-p.score, p.doc_id, p.chunk_index))
     return out
 
 
