@@ -1,0 +1,48 @@
+"""The training objective: in-batch negatives contrastive loss, optionally Matryoshka.
+
+For a batch of ``n`` (query, passage) pairs, every query is scored against all ``n``
+passages by scaled cosine similarity, and cross-entropy pushes its own passage to the top:
+the other ``n - 1`` passages are its negatives. This is InfoNCE, and the same value
+sentence-transformers' ``MultipleNegativesRankingLoss`` (scale 20, cosine) computes.
+
+With Matryoshka dimensions the loss is summed over the embeddings truncated to each width
+(and re-normalised), as ``MatryoshkaLoss`` with unit weights does, so a client asking the
+server for ``dimensions=256`` gets a vector trained to work at that width.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+DEFAULT_SCALE = 20.0
+
+
+def in_batch_negatives(
+    queries: torch.Tensor,
+    passages: torch.Tensor,
+    scale: float = DEFAULT_SCALE,
+    dims: Sequence[int] = (),
+) -> torch.Tensor:
+    """Mean cross-entropy of each query against all passages of the batch; row ``i`` matches ``i``.
+
+    ``queries`` and ``passages`` are ``[n, width]`` embeddings (normalised or not). ``dims``
+    lists Matryoshka widths (each at most ``width``); empty means the full width only.
+    """
+    if queries.shape != passages.shape or queries.ndim != 2:
+        raise ValueError(
+            f"queries {tuple(queries.shape)} and passages {tuple(passages.shape)} must be equal [n, d]"
+        )
+    width = queries.shape[1]
+    widths = tuple(dims) or (width,)
+    if any(not 0 < d <= width for d in widths):
+        raise ValueError(f"Matryoshka dimensions {widths} must each be in 1..{width}")
+    labels = torch.arange(queries.shape[0], device=queries.device)
+    total = queries.new_zeros(())
+    for d in widths:
+        q = F.normalize(queries[:, :d], dim=-1)
+        p = F.normalize(passages[:, :d], dim=-1)
+        total = total + F.cross_entropy(scale * (q @ p.T), labels)
+    return total
