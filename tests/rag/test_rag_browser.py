@@ -24,19 +24,24 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(CHROMIUM is None or DRIVER is None,
-                       reason="chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"),
+    pytest.mark.skipif(
+        CHROMIUM is None or DRIVER is None,
+        reason="chromium and chromedriver are not installed (apt-get install chromium chromium-driver)",
+    ),
 ]
 
 
 @pytest.fixture
-def page_url(settings: Settings, make_corpus: Callable[..., Path], in_tmp: Path,
-             serve: Callable[..., ThreadedServer]) -> Iterator[str]:
+def page_url(
+    settings: Settings, make_corpus: Callable[..., Path], in_tmp: Path, serve: Callable[..., ThreadedServer]
+) -> Iterator[str]:
     store, embedder = connect(settings), Embedder(settings)
     provision.setup(settings, store, embedder)
     ingest.ingest(settings, store, embedder, ingest.load_documents([make_corpus()]))
     chat = OpenAIChat(settings)
-    yield serve(create_app(Assistant(settings, Retriever(settings, store, embedder), chat, embedder))).url + "/"
+    yield (
+        serve(create_app(Assistant(settings, Retriever(settings, store, embedder), chat, embedder))).url + "/"
+    )
     chat.close()
     store.close()
     embedder.close()
@@ -49,9 +54,18 @@ def browser(tmp_path: Path) -> Iterator[object]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1000,800", f"--user-data-dir={tmp_path / 'profile'}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1000,800",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=str(DRIVER)), options=options)
     driver.set_page_load_timeout(30)
@@ -98,8 +112,9 @@ def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
     return width, height, rows
 
 
-def test_asking_in_the_page_renders_the_answer_and_its_citations(browser: object, page_url: str,
-                                                                  tmp_path: Path) -> None:
+def test_asking_in_the_page_renders_the_answer_and_its_citations(
+    browser: object, page_url: str, tmp_path: Path
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -109,11 +124,15 @@ def test_asking_in_the_page_renders_the_answer_and_its_citations(browser: object
     box = driver.find_element(By.ID, "question")  # type: ignore[attr-defined]
     box.send_keys("When do unused vacation days expire?")
     driver.find_element(By.ID, "ask").click()  # type: ignore[attr-defined]
-    WebDriverWait(driver, 20).until(ec.presence_of_element_located((By.CSS_SELECTOR, "#citations li.citation")))
+    WebDriverWait(driver, 20).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, "#citations li.citation"))
+    )
     answer = driver.find_element(By.ID, "answer").text  # type: ignore[attr-defined]
     assert answer == "Unused vacation days expire on March 31 of the following year. [1]"
     items = driver.find_elements(By.CSS_SELECTOR, "#citations li.citation")  # type: ignore[attr-defined]
-    assert [i.find_element(By.CLASS_NAME, "source").text for i in items] == ["corpus/handbook/vacation.md (chunk 2)"]
+    assert [i.find_element(By.CLASS_NAME, "source").text for i in items] == [
+        "corpus/handbook/vacation.md (chunk 2)"
+    ]
     assert "1 cited of 5 passages" in driver.find_element(By.ID, "status").text  # type: ignore[attr-defined]
 
     shot = driver.get_screenshot_as_png()  # type: ignore[attr-defined]
@@ -128,6 +147,10 @@ def test_asking_in_the_page_renders_the_answer_and_its_citations(browser: object
     channels = len(rows[0]) // width
     border = tuple(rows[y][x_border * channels : x_border * channels + 3])
     assert border == (0x1F, 0x5F, 0xBF)
-    inked = sum(1 for x in range(width) if tuple(rows[y][x * channels : x * channels + 3]) not in (
-        (0xF1, 0xF5, 0xFB), (0xFF, 0xFF, 0xFF), (0x1F, 0x5F, 0xBF)))
+    inked = sum(
+        1
+        for x in range(width)
+        if tuple(rows[y][x * channels : x * channels + 3])
+        not in ((0xF1, 0xF5, 0xFB), (0xFF, 0xFF, 0xFF), (0x1F, 0x5F, 0xBF))
+    )
     assert inked > 20  # the answer's text is rendered across the box's middle line

@@ -41,9 +41,7 @@ def make_retriever(
         store, embedder = connect(settings), Embedder(settings)
         closers.extend([store.close, embedder.close])
         provision.setup(settings, store, embedder)
-        ingest.ingest(
-            settings, store, embedder, ingest.load_documents([make_corpus(name="corpus")]), via=via
-        )  # type: ignore[arg-type]
+        ingest.ingest(settings, store, embedder, ingest.load_documents([make_corpus(name="corpus")]), via=via)  # type: ignore[arg-type]
         return Retriever(settings, store, embedder)
 
     yield make
