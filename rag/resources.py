@@ -141,8 +141,14 @@ def pipeline_body(inference_id: str) -> dict[str, Any]:
             {
                 "foreach": {
                     "field": NESTED_FIELD,
+                    # Triple braces and text/plain: the chunk goes in as it is, never escaped
+                    # (the set processor's default media type, JSON, would escape quotes and newlines).
                     "processor": {
-                        "set": {"field": "_ingest._value", "value": {"chunk": "{{{_ingest._value}}}"}}
+                        "set": {
+                            "field": "_ingest._value",
+                            "value": {"chunk": "{{{_ingest._value}}}"},
+                            "media_type": "text/plain",
+                        }
                     },
                 }
             },

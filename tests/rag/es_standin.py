@@ -41,7 +41,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote_plus
 
 import httpx
 from starlette.applications import Starlette
@@ -342,10 +342,15 @@ class IngestDocument:
 
 
 MUSTACHE = re.compile(r"\{\{\{\s*([^}]+?)\s*\}\}\}|\{\{\s*([^}#/^!>&][^}]*?)\s*\}\}")
+MEDIA_TYPES = ("application/json", "text/plain", "application/x-www-form-urlencoded")
 
 
-def render(template: Any, doc: IngestDocument) -> Any:
-    """Mustache variables in strings (recursively in objects and lists); no sections."""
+def render(template: Any, doc: IngestDocument, media_type: str = "application/json") -> Any:
+    """Mustache variables in strings (recursively in objects and lists); no sections.
+
+    ``{{x}}`` is escaped for ``media_type`` (JSON string escaping by default, as ES's set
+    processor does); ``{{{x}}}`` is inserted unescaped.
+    """
     if isinstance(template, str):
         if re.search(r"\{\{[#/^]", template):
             raise EsError(
@@ -358,13 +363,18 @@ def render(template: Any, doc: IngestDocument) -> Any:
                 found = doc.get(path)
             except EsError:
                 return ""
-            return found if isinstance(found, str) else json.dumps(found)
+            text = found if isinstance(found, str) else json.dumps(found)
+            if match.group(2) is not None and media_type == "application/json":
+                return json.dumps(text)[1:-1]
+            if match.group(2) is not None and media_type == "application/x-www-form-urlencoded":
+                return quote_plus(text)
+            return text
 
         return MUSTACHE.sub(value, template)
     if isinstance(template, dict):
-        return {render(k, doc): render(v, doc) for k, v in template.items()}
+        return {render(k, doc, media_type): render(v, doc, media_type) for k, v in template.items()}
     if isinstance(template, list):
-        return [render(v, doc) for v in template]
+        return [render(v, doc, media_type) for v in template]
     return template
 
 
@@ -439,7 +449,12 @@ class Processors:
     def _set(self, spec: dict[str, Any], doc: IngestDocument) -> None:
         if not spec.get("override", True) and doc.has(spec["field"]) and doc.get(spec["field"]) is not None:
             return
-        value = doc.get(spec["copy_from"]) if "copy_from" in spec else render(spec["value"], doc)
+        media_type = spec.get("media_type", "application/json")
+        if media_type not in MEDIA_TYPES:
+            raise EsError(
+                400, "parse_exception", f"property [media_type] must be one of {', '.join(MEDIA_TYPES)}"
+            )
+        value = doc.get(spec["copy_from"]) if "copy_from" in spec else render(spec["value"], doc, media_type)
         if spec.get("ignore_empty_value") and value in (None, ""):
             return
         doc.set(render(spec["field"], doc), copy.deepcopy(value))

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 
+from rag import resources
 from rag.settings import Settings
 from rag.store import CLIENT_MAJOR, connect
 from tests.rag.conftest import Running
@@ -233,43 +234,32 @@ def test_pipeline_processors_follow_es_semantics(client: Elasticsearch, embed: R
             "service_settings": {"api_key": "k", "url": f"{embed.url}/embed"},
         },
     )
-    client.ingest.put_pipeline(
-        id="p",
-        processors=[
-            {"split": {"field": "content", "separator": r"\n\s*\n", "target_field": "chunks"}},
-            {"trim": {"field": "chunks"}},
-            {
-                "foreach": {
-                    "field": "chunks",
-                    "processor": {
-                        "set": {"field": "_ingest._value", "value": {"chunk": "{{{_ingest._value}}}"}}
-                    },
-                }
-            },
-            {
-                "foreach": {
-                    "field": "chunks",
-                    "processor": {
-                        "inference": {
-                            "model_id": "hf",
-                            "input_output": {
-                                "input_field": "_ingest._value.chunk",
-                                "output_field": "_ingest._value.vec",
-                            },
-                        }
-                    },
-                }
-            },
-        ],
-    )
-    client.index(
-        index="docs", id="1", pipeline="p", document={"content": "One <b>&</b>.\n \n\n  Two\nlines.  \n\n"}
-    )
+    client.ingest.put_pipeline(id="p", **resources.pipeline_body("hf"))
+    text = 'One "<b>&</b>".\n \n\n  Two\nlines.  \n\n'
+    client.index(index="docs", id="1", pipeline="p", document={"content": text})
     stored = client.get(index="docs", id="1").body["_source"]
-    assert [c["chunk"] for c in stored["chunks"]] == ["One <b>&</b>.", "Two\nlines."]
-    assert stored["chunks"][1]["vec"] == pytest.approx(hashed_vector("Two\nlines.", embed.standin.dims))
+    assert [c["chunk"] for c in stored["chunks"]] == ['One "<b>&</b>".', "Two\nlines."]
+    assert stored["chunks"][1]["dense_vector"] == pytest.approx(
+        hashed_vector("Two\nlines.", embed.standin.dims)
+    )
     with pytest.raises(BadRequestError, match="not present"):
         client.index(index="docs", id="2", pipeline="p", document={"title": "no content"})
+    # The set processor's default media type escapes {{x}} as JSON; {{{x}}} is never escaped.
+    client.ingest.put_pipeline(
+        id="escape",
+        processors=[
+            {"set": {"field": "double", "value": "{{content}}"}},
+            {"set": {"field": "triple", "value": "{{{content}}}"}},
+            {"set": {"field": "plain", "value": "{{content}}", "media_type": "text/plain"}},
+        ],
+    )
+    client.index(index="docs", id="3", pipeline="escape", document={"content": 'a "b"\nc'})
+    escaped = client.get(index="docs", id="3").body["_source"]
+    assert (escaped["double"], escaped["triple"], escaped["plain"]) == (
+        'a \\"b\\"\\nc',
+        'a "b"\nc',
+        'a "b"\nc',
+    )
     with pytest.raises(NotFoundError):
         client.ingest.put_pipeline(
             id="q",
