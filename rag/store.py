@@ -262,6 +262,14 @@ def _client(settings: Settings) -> Elasticsearch:
 def connect(settings: Settings) -> Store:
     """A client for ``settings.es_url`` with its compatibility major chosen (see module doc)."""
     client = _client(settings)
+    try:
+        return _negotiate(client, settings)
+    except BaseException:
+        client.close()
+        raise
+
+
+def _negotiate(client: Elasticsearch, settings: Settings) -> Store:
     transport = client.transport
     assert isinstance(transport, PinnedCompatTransport)
     # compatible-with=8 works on 8.x and 9.x clusters, whatever the client's major. The API
@@ -271,11 +279,10 @@ def connect(settings: Settings) -> Store:
     body = store.call("read the cluster's version", lambda: dict(client.info().body))
     version = _version(str(body.get("version", {}).get("number", "0")))
     flavor = str(body.get("version", {}).get("build_flavor", "default"))
-    if version[0] < 8 and flavor != "serverless":
-        client.close()
+    if version < (8, 15, 0) and flavor != "serverless":
         raise SearchBackendError(
             f"Elasticsearch at ES_URL={settings.es_url} is {'.'.join(map(str, version))}; "
-            "rag needs 8.15 or later (dense_vector kNN, the _inference API)"
+            "rag needs 8.15 or later (nested kNN with inner hits, the _inference API, input_output inference)"
         )
     if settings.es_compat == "auto":
         compat = CLIENT_MAJOR if flavor == "serverless" else min(CLIENT_MAJOR, version[0])

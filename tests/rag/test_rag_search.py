@@ -93,7 +93,6 @@ def test_hybrid_fusion_runs_on_the_cluster_and_agrees_with_client_fusion(make_re
 
 
 def test_hybrid_falls_back_to_client_fusion(make_retriever: Make, caplog: pytest.LogCaptureFixture) -> None:
-    assert make_retriever(hybrid=True, version="8.13.4").search("vacation").fusion == "client"
     assert make_retriever(hybrid=True, via="pipeline").search("vacation").fusion == "client"
     unlicensed = make_retriever(hybrid=True, rrf_licensed=False)
     with caplog.at_level(logging.WARNING, logger="rag"):

@@ -136,6 +136,16 @@ def test_es_down_names_es_url(settings: Settings) -> None:
         connect(replace(settings, es_url="http://127.0.0.1:9", max_retries=1))
 
 
+def test_clusters_older_than_8_15_are_refused(
+    make_es: Callable[..., Running[EsStandin]],
+    embed: Running[EmbedStandin],
+    make_settings: Callable[..., Settings],
+) -> None:
+    old = make_es(version="8.13.4")
+    with pytest.raises(SearchBackendError, match=r"is 8\.13\.4; rag needs 8\.15 or later"):
+        connect(make_settings(old.url, embed.url))
+
+
 def test_endpoint_creation_failure_is_reported(settings: Settings, embed: Running[EmbedStandin]) -> None:
     embed.standin.fail_next(401, times=10)
     with pytest.raises(SearchBackendError, match="validation call to service threw an exception"):
