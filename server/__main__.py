@@ -6,6 +6,7 @@ Exit codes: 0 after a clean shutdown, 2 for bad flags or an unusable model direc
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import socket
@@ -19,7 +20,7 @@ import uvicorn
 from server import routes
 from server.app import create_app
 from server.engine import Engine
-from server.errors import StartupError
+from server.errors import StartupError, Unavailable
 from server.metrics import Metrics
 from server.settings import Settings, SettingsError, from_sources
 
@@ -50,9 +51,25 @@ class DrainingServer(uvicorn.Server):
             super().handle_exit(sig, frame)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().shutdown(sockets)
+        # Requests still queued a second before the grace period ends get a retryable 503
+        # rather than being cut off when uvicorn cancels them.
+        grace = max(0.0, self.state.settings.drain_timeout - 1.0)
+        timer = asyncio.get_running_loop().call_later(grace, self._abandon_queued)
+        try:
+            await super().shutdown(sockets)
+        finally:
+            timer.cancel()
         # uvicorn re-raises the captured signal after shutdown; a completed drain is a clean exit (0).
         self._captured_signals.clear()
+
+    def _abandon_queued(self) -> None:
+        if self.state.engine is None:
+            return
+        error = Unavailable(
+            "the server shut down before this request ran; retry on another replica", retry_after=1
+        )
+        count = self.state.engine.batcher.abandon(error)
+        log.warning("drain grace period ending: %d queued request(s) answered 503", count)
 
 
 def serve(settings: Settings) -> int:

@@ -17,9 +17,10 @@ Flow::
   token budget (``n x longest``, padding counted) and the size cap, and stops before the
   batch's real-token share falls under :data:`MIN_EFFICIENCY`. Large requests are thereby
   split across batches and reassembled by index.
-- The assembler prepares the next batch while a worker runs the current one. A prefetched
-  bulk batch that finds interactive work waiting goes back to the queue, so a query waits
-  for at most the batch already running.
+- The assembler prepares the next batch while a worker runs the current one (one prepared
+  batch per session). A prefetched bulk batch that finds interactive work waiting goes back
+  to the queue, unless it was bulk's owed turn, so a query waits for at most the batch
+  already running and bulk still gets its share.
 - Admission is bounded in requests and in queued tokens; a full queue raises
   :class:`Overloaded` at once with a Retry-After estimate from the measured throughput.
 - Shutdown: :meth:`Batcher.close` stops admission; threads finish everything queued, then
@@ -202,6 +203,8 @@ class Batch:
     lane: int
     items: list[Item]
     inputs: dict[str, I64] = field(default_factory=dict)
+    owed: bool = False
+    """A bulk batch chosen while interactive work waited (bulk's turn); never put back."""
 
     @property
     def lengths(self) -> list[int]:
@@ -248,7 +251,10 @@ class Batcher:
         self._closed = False
         self._since_bulk = 0
         self._tokens_per_second = 0.0
-        self._slot: queue.Queue[Batch | None] = queue.Queue(maxsize=len(sessions))
+        # One prepared batch per session at most: the assembler takes a credit before it
+        # forms a batch and a worker returns it when it picks the batch up.
+        self._slot: queue.Queue[Batch | None] = queue.Queue()
+        self._credits = threading.Semaphore(len(sessions))
         self._threads = [threading.Thread(target=self._assemble_loop, name="batch-assembler", daemon=True)]
         self._threads += [
             threading.Thread(target=self._work_loop, args=(s,), name=f"session-worker-{i}", daemon=True)
@@ -319,6 +325,23 @@ class Batcher:
         rate = self._tokens_per_second
         return min(60.0, max(1.0, queued_tokens / rate)) if rate > 0 else 1.0
 
+    def abandon(self, error: Exception) -> int:
+        """Fail every job that still has queued texts with ``error``; returns how many.
+
+        Used when the drain grace period is about to end: those requests get a clear,
+        retryable answer instead of being cut off. Batches already running finish.
+        """
+        jobs: set[Job] = set()
+        with self._cond:
+            for lane in self._lanes:
+                for _, _, item in lane.arrival:
+                    if item.state == _QUEUED:
+                        lane.drop(item)
+                        jobs.add(item.job)
+        for job in jobs:
+            job._fail(error)
+        return len(jobs)
+
     def close(self, timeout: float | None = None) -> None:
         """Stop admission, let the threads finish what is queued, and join them."""
         with self._cond:
@@ -330,7 +353,7 @@ class Batcher:
     # ---- assembler thread ------------------------------------------------------------
 
     def _assemble_loop(self) -> None:
-        while (batch := self._take()) is not None:
+        while self._credits.acquire() and (batch := self._take()) is not None:
             batch.inputs = collate([item.ids for item in batch.items], self._pad_id, self._input_names)
             self._slot.put(batch)
         for _ in range(len(self._threads) - 1):
@@ -342,7 +365,8 @@ class Batcher:
             while True:
                 lane = self._pick_lane()
                 if lane is not None:
-                    return Batch(lane, self._window(self._lanes[lane]))
+                    owed = lane == BULK and self._lanes[INTERACTIVE].count > 0
+                    return Batch(lane, self._window(self._lanes[lane]), owed=owed)
                 if self._closed:
                     return None
                 self._cond.wait()
@@ -391,7 +415,8 @@ class Batcher:
 
     def _work_loop(self, session: Session) -> None:
         while (batch := self._slot.get()) is not None:
-            if batch.lane == BULK and self._requeue_if_interactive_waits(batch):
+            self._credits.release()
+            if batch.lane == BULK and not batch.owed and self._requeue_if_interactive_waits(batch):
                 continue
             live = [item for item in batch.items if not item.job.cancelled]
             if not live:
@@ -411,7 +436,6 @@ class Batcher:
                 if not item.job.cancelled:
                     item.state = _QUEUED
                     lane.push(item)
-            self._since_bulk = self.limits.bulk_share
             self._cond.notify()
             return True
 

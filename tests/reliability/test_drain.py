@@ -60,3 +60,29 @@ def test_sigterm_finishes_admitted_requests_and_refuses_new_ones(process_server)
     assert ready == 503 and late == 503
     assert code == 0
     assert exit_seconds < 60 + 5
+
+
+@pytest.mark.slow
+def test_work_left_at_the_end_of_the_grace_period_gets_a_retryable_503(process_server) -> None:
+    server = process_server("--drain-timeout", "2", "--max-batch-tokens", "256")
+    many = 30
+
+    async def scenario() -> list[int]:
+        async with httpx.AsyncClient(timeout=120) as client:
+            tasks = [
+                asyncio.ensure_future(client.post(server.url + "/embed", json={"inputs": TEXTS}))
+                for _ in range(many)
+            ]
+            deadline = time.monotonic() + 30
+            while queued_requests(server.url) < many and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            server.terminate()
+            responses = await asyncio.gather(*tasks, return_exceptions=True)
+            return [getattr(r, "status_code", -1) for r in responses]
+
+    statuses = asyncio.run(scenario())
+    assert server.proc.wait(timeout=60) == 0
+    counts = {s: statuses.count(s) for s in set(statuses)}
+    print(f"\ndrain past the grace period: {counts}")
+    assert set(statuses) <= {200, 503}, counts
+    assert counts.get(503, 0) > 0

@@ -196,3 +196,18 @@ async def test_close_finishes_admitted_work_then_refuses(make_batcher, session) 
     await closer
     results = await asyncio.gather(blocker, *(p.future for p in pending))
     assert len(results) == 6
+
+
+async def test_abandon_fails_queued_jobs_but_not_the_running_batch(make_batcher, session) -> None:
+    batcher = make_batcher()
+    running = await hold(session, batcher)
+    loop = asyncio.get_running_loop()
+    queued = [batcher.submit(texts(40, first=10 * k), loop) for k in range(3)]  # one per batch
+    await asyncio.sleep(0.05)
+    abandoned = batcher.abandon(Unavailable("shutting down"))
+    session.gate.set()
+    assert (await running)[0, 0] == 900
+    outcomes = await asyncio.gather(*(q.future for q in queued), return_exceptions=True)
+    failed = [o for o in outcomes if isinstance(o, Unavailable)]
+    assert abandoned == len(failed) >= 2  # one batch may already be prefetched and runs
+    assert batcher.queued_tokens == 0
