@@ -36,8 +36,14 @@ def throughput_vs_concurrency(results: dict[str, Any], out: Path) -> Path | None
     lat.plot(xs, [p["latency"]["p99_ms"] for p in phases], "s--", color="#55a868", label="p99 latency")
     lat.set_ylabel("p99 latency (ms)")
     lat.set_ylim(bottom=0)
+    for x, p in zip(xs, phases, strict=True):
+        if p["errors"]:
+            refused = ", ".join(f"{n}x{code}" for code, n in p["statuses"].items() if code != "200")
+            ax.annotate(
+                refused, (x, p["tokens_per_s"]), textcoords="offset points", xytext=(0, 8), fontsize=7
+            )
     ax.set_title(f"{results['model']['name']} ({results['http']['variant']}): ingest over HTTP")
-    fig.legend(loc="lower right")
+    fig.legend(loc="upper left", bbox_to_anchor=(0.1, 0.9), fontsize=8)
     fig.tight_layout()
     path = out / "throughput_vs_concurrency.png"
     fig.savefig(path, dpi=110)

@@ -96,7 +96,8 @@ def _roofline(r: dict[str, Any]) -> list[str]:
         f"- Model: {roof['layers']} layers, hidden {roof['hidden']}, FFN {roof['intermediate']}: "
         f"{roof['linear_flops_per_token'] / 1e6:.1f} MFLOP/token in the projections, "
         f"{roof['flops_per_token_corpus'] / 1e6:.1f} MFLOP/token with attention at this corpus's lengths.",
-        f"- fp32 GEMM (numpy, {roof['threads']} threads): {roof['gemm']['square_gflops']:.0f} GFLOP/s square "
+        f"- fp32 GEMM (numpy, {roof['threads']} threads, best of {len(roof.get('gemm_runs', [1]))} "
+        f"measurements in the run): {roof['gemm']['square_gflops']:.0f} GFLOP/s square "
         f"{int(roof['gemm']['size'])}, {roof['gemm']['model_gflops']:.0f} GFLOP/s at the FFN shape "
         f"-> bound {roof['bound_tokens_per_s']:,.0f} tokens/s.",
         "",

@@ -73,8 +73,8 @@ PRESETS: dict[str, Preset] = {
         open_loads=(0.25, 0.5, 0.8, 0.95),
         phase_s=12.0,
         length_texts=160,
-        batch_sizes=(1, 8, 16, 32, 64),
-        sweep_passages=256,
+        batch_sizes=(1, 8, 32, 64),
+        sweep_passages=128,
         peers=("st", "ort", "infinity"),
     ),
 }
