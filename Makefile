@@ -54,8 +54,9 @@ bench: model
 bench-full: model
 	$(PY) -m bench --model $(MODEL_DIR) --suite full
 
+# The reliability suite at a larger size, printing its figures.
 soak: model
-	$(PY) -m pytest -m soak
+	FUZZ_CASES=$${FUZZ_CASES:-20000} $(PY) -m pytest tests/reliability -s
 
 # Fine-tune MiniLM on the built-in Python-docs dataset (CPU, niced) and compare it with the
 # base; an interrupted run is resumed by running the target again (docs/FINETUNE.md).
