@@ -24,8 +24,9 @@ It is a test double, never storage. It speaks like a cluster of ``version`` (def
 - ``retriever.rrf`` from 8.14 on; ``rrf_licensed=False`` answers 403 like a basic license.
 
 Fault injection (``faults``): fail whole requests (status, or a delay past the client's
-timeout), and fail chosen bulk items with a status (429 ``es_rejected_execution_exception``
-by default).
+timeout), hold requests until the test releases them (to kill a client while its request
+is in flight), fail chosen bulk items with a status (429 ``es_rejected_execution_exception``
+by default) for the next few bulk requests, or refuse chosen ids in every bulk request.
 """
 
 from __future__ import annotations
@@ -99,12 +100,27 @@ class EsError(Exception):
 
 
 @dataclass
+class Hold:
+    """Held requests: ``arrived`` is set when one waits, ``release()`` lets them go on, and
+    ``finished`` is set once a released one has been carried out."""
+
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+    finished: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@dataclass
 class RequestFault:
     method: str | None
     path: re.Pattern[str]
     status: int
     times: int
     delay: float = 0.0
+    hold: Hold | None = None
+    skip: int = 0
 
 
 @dataclass
@@ -119,6 +135,8 @@ class ItemFault:
 class Faults:
     requests: list[RequestFault] = field(default_factory=list)
     items: list[ItemFault] = field(default_factory=list)
+    refused: dict[str, int] = field(default_factory=dict)
+    holds: list[Hold] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail_requests(self, path: str, status: int = 429, times: int = 1, method: str | None = None) -> None:
@@ -129,16 +147,41 @@ class Faults:
         """The next ``times`` matching requests are answered only after ``seconds``."""
         self.requests.append(RequestFault(method, re.compile(path), 0, times, seconds))
 
+    def hold_requests(self, path: str, after: int = 0, times: int = 1, method: str | None = None) -> Hold:
+        """Let ``after`` matching requests through, then hold the next ``times`` until released.
+
+        A held request is processed normally once released (even if its client has gone,
+        as Elasticsearch does); ``EsStandin.close`` releases every hold.
+        """
+        hold = Hold()
+        self.holds.append(hold)
+        self.requests.append(RequestFault(method, re.compile(path), 0, times, hold=hold, skip=after))
+        return hold
+
     def fail_bulk_items(
         self, status: int = 429, times: int = 1, ids: set[str] | None = None, count: int | None = None
     ) -> None:
         """In the next ``times`` bulk requests, items with ``ids`` (or the first ``count``) fail."""
         self.items.append(ItemFault(status, times, ids, count))
 
+    def refuse_bulk_items(self, ids: set[str], status: int = 400) -> None:
+        """Items with ``ids`` fail with ``status`` in every bulk request until ``refused`` is cleared.
+
+        A permanent fault, on top of the queued ``fail_bulk_items`` ones.
+        """
+        self.refused.update(dict.fromkeys(ids, status))
+
+    def release_all(self) -> None:
+        for hold in self.holds:
+            hold.release()
+
     def take_request(self, method: str, path: str) -> RequestFault | None:
         with self.lock:
             for fault in self.requests:
                 if (fault.method is None or fault.method == method) and fault.path.search(path):
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        continue
                     fault.times -= 1
                     if fault.times <= 0:
                         self.requests.remove(fault)
@@ -715,7 +758,16 @@ class EsStandin:
         content_type, header_error = self._content_type(request)
         if header_error is not None:
             return self._respond(header_error.status, header_error.body(), content_type)
+        # Read first, like ES: a delayed or held request is still carried out if its client has gone.
+        raw = await request.body()
         fault = self.faults.take_request(method, path)
+        if fault is not None and fault.hold is not None:
+            fault.hold.arrived.set()
+            await run_in_threadpool(fault.hold.released.wait)
+            try:
+                return await self._carry_out(method, path, params, raw, content_type)
+            finally:
+                fault.hold.finished.set()
         if fault is not None and fault.delay:
             await asyncio.sleep(fault.delay)
         elif fault is not None:
@@ -725,7 +777,11 @@ class EsStandin:
                 f"injected fault {fault.status}",
             )
             return self._respond(fault.status, error.body(), content_type)
-        raw = await request.body()
+        return await self._carry_out(method, path, params, raw, content_type)
+
+    async def _carry_out(
+        self, method: str, path: str, params: dict[str, str], raw: bytes, content_type: str
+    ) -> Response:
         try:
             status, body = await run_in_threadpool(self._dispatch, method, path, params, raw)
         except EsError as exc:
@@ -1004,15 +1060,16 @@ class EsStandin:
                     raise EsError(
                         400, "action_request_validation_exception", "Validation Failed: 1: index is missing;"
                     )
-                failing = fault is not None and (
+                injected = self.faults.refused.get(str(doc_id))
+                if fault is not None and (
                     (fault.ids is not None and doc_id in fault.ids)
                     or (fault.count is not None and position < fault.count)
-                )
+                ):
+                    injected = injected or fault.status
                 position += 1
-                if failing:
-                    assert fault is not None
-                    kind = "es_rejected_execution_exception" if fault.status == 429 else "status_exception"
-                    raise EsError(fault.status, kind, f"injected item fault {fault.status}")
+                if injected is not None:
+                    kind = "es_rejected_execution_exception" if injected == 429 else "status_exception"
+                    raise EsError(injected, kind, f"injected item fault {injected}")
                 if action == "delete":
                     index = self._index(name)
                     found = index.docs.pop(str(doc_id), None) is not None
@@ -1253,6 +1310,7 @@ class EsStandin:
         return endpoint.public()
 
     def close(self) -> None:
+        self.faults.release_all()
         self.http.close()
 
     def app(self) -> Starlette:
