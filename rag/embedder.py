@@ -1,10 +1,12 @@
 """Our embedding server, seen from ``rag``: ``GET /info``, ``POST /embed``, ``POST /tokenize``.
 
 HTTP only (``rag`` never imports ``server``). Texts are sent in batches of
-``embed_batch_size``, capped by the server's ``max_client_batch_size``. A 429 or 503 is
-retried after its ``Retry-After`` (or an exponential backoff), at most ``max_retries``
-times; a 413 halves the batch. Every failure is an :class:`EmbeddingServerError` whose
-message names ``EMBED_URL``.
+``embed_batch_size``, capped by the server's ``max_client_batch_size``. A 429, 502, 503 or
+504 is retried after its ``Retry-After`` (or an exponential backoff), at most
+``max_retries`` times, and so are the transport failures of a server that restarts or is
+overloaded (connection refused or reset, closed mid-response, timeouts): every call here
+is idempotent. A 413 halves the batch. Every failure is an :class:`EmbeddingServerError`
+whose message names ``EMBED_URL``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from rag.errors import EmbeddingServerError, embedding_errors
 from rag.settings import Settings
 
 _RETRY = frozenset({429, 502, 503, 504})
+# What a restarting or overloaded server looks like below HTTP; a bad URL or protocol is not retried.
+_TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 _WORDS = re.compile(r"\w+|[^\w\s]")
 
 
@@ -67,21 +71,28 @@ class Embedder:
         self._http.close()
 
     def _request(self, path: str, payload: Any | None, action: str) -> httpx.Response:
+        """The response to GET (``payload`` None) or POST ``path``, after retries (module doc)."""
         attempt = 0
-        while True:
-            with embedding_errors(self.base_url, action):
-                if payload is None:
-                    response = self._http.get(path)
+        with embedding_errors(self.base_url, action):
+            while True:
+                retry_after = ""
+                try:
+                    if payload is None:
+                        response = self._http.get(path)
+                    else:
+                        response = self._http.post(path, json=payload)
+                except _TRANSIENT:
+                    if attempt >= self.settings.max_retries:
+                        raise
                 else:
-                    response = self._http.post(path, json=payload)
-            if response.status_code not in _RETRY or attempt >= self.settings.max_retries:
-                return response
-            delay = self.settings.retry_backoff * (2**attempt)
-            retry_after = response.headers.get("retry-after", "")
-            if retry_after.isdigit():
-                delay = max(delay, float(retry_after))
-            time.sleep(min(delay, 30.0))
-            attempt += 1
+                    if response.status_code not in _RETRY or attempt >= self.settings.max_retries:
+                        return response
+                    retry_after = response.headers.get("retry-after", "")
+                delay = self.settings.retry_backoff * (2**attempt)
+                if retry_after.isdigit():
+                    delay = max(delay, float(retry_after))
+                time.sleep(min(delay, 30.0))
+                attempt += 1
 
     def _fail(self, response: httpx.Response, action: str) -> EmbeddingServerError:
         try:

@@ -180,15 +180,17 @@ class Store:
         """One ``_bulk`` request; returns the per-item results in order (``index`` action bodies).
 
         Whole-request failures are retried by :meth:`call`; per-item failures are the caller's.
+        The request waits ``es_timeout``, or at least 120 s with a ``pipeline``: the cluster
+        then embeds every chunk before it answers, and a retry after a timeout would send
+        that work again while the cluster is still doing it.
         """
+        timeout = max(self.settings.es_timeout, 120.0) if pipeline else self.settings.es_timeout
 
         def send() -> list[dict[str, Any]]:
             kwargs: dict[str, Any] = {"operations": list(operations)}
             if pipeline:
                 kwargs["pipeline"] = pipeline
-            response = self.client.options(request_timeout=max(self.settings.es_timeout, 120.0)).bulk(
-                **kwargs
-            )
+            response = self.client.options(request_timeout=timeout).bulk(**kwargs)
             return [next(iter(item.values())) for item in response.body["items"]]
 
         return self.call("index documents with _bulk", send)
