@@ -294,9 +294,9 @@ def test_client_ingest_under_es_faults_indexes_each_chunk_once_and_names_what_fa
     safety.start()
     out = io.StringIO()
     args = bench.cli_args(
-        "--bulk-size", "16", "--es-timeout", str(settings.es_timeout), "--retry-backoff", "0.01"
+        "--bulk-size", "16", "--es-timeout", "2", "--retry-backoff", "0.01", "--max-retries", "5"
     )
-    code = rag_main([*args, "--max-retries", "5"], out=out)
+    code = rag_main(args, out=out)
     safety.cancel()
     err = capsys.readouterr().err
     first = parse_summary(out.getvalue())
@@ -449,7 +449,6 @@ def test_embedding_server_crash_and_drain_mid_ingest_still_index_everything_once
     server = restartable
     settings = bench.settings(embed_url=server.url, embed_batch_size=8, max_retries=8, retry_backoff=0.1)
     store, setup_embedder = bench.set_up(settings)
-    pids = [server.proc.pid]
 
     def crash() -> None:
         # Stopped, the server takes the request into its socket and never answers; the kill
@@ -460,7 +459,6 @@ def test_embedding_server_crash_and_drain_mid_ingest_still_index_everything_once
             time.sleep(0.5)
             server.proc.kill()
             server.restart_when_gone()
-            pids.append(server.proc.pid)
 
         threading.Thread(target=kill_and_restart, daemon=True).start()
 
@@ -475,11 +473,7 @@ def test_embedding_server_crash_and_drain_mid_ingest_still_index_everything_once
                 break
             time.sleep(0.05)
 
-        def restart() -> None:
-            server.restart_when_gone()
-            pids.append(server.proc.pid)
-
-        threading.Thread(target=restart, daemon=True).start()
+        threading.Thread(target=server.restart_when_gone, daemon=True).start()
 
     transport = Interrupting({4: crash, 10: drain})
     embedder = Embedder(settings, transport=transport)
@@ -488,7 +482,7 @@ def test_embedding_server_crash_and_drain_mid_ingest_still_index_everything_once
     summary = ingest.ingest(settings, store, embedder, docs)
 
     assert not transport.actions, "the ingest ended before both interruptions"
-    assert len(set(pids)) == 3 and server.proc.poll() is None
+    assert len(server.procs) == 3 and server.proc.poll() is None
     assert transport.errors or transport.statuses[503], "no request met the restarts"
     assert (summary.docs, summary.chunks, summary.failed) == (DOCS, 120, {})
     audit = audit_client(bench.es, store, settings.index, bench.corpus, 384)
@@ -507,7 +501,7 @@ def test_embedding_server_crash_and_drain_mid_ingest_still_index_everything_once
         embed_attempts=f"{transport.embeds} for 15 batches",
         answers=dict(sorted(transport.statuses.items())),
         transport_errors=dict(sorted(transport.errors.items())),
-        server_processes=len(pids),
+        server_processes=len(server.procs),
         seconds=f"{summary.seconds:.1f}",
     )
 
