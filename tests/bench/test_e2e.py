@@ -75,7 +75,7 @@ def test_tiny_run_writes_sane_results(bench_model_dir: Path, tmp_path: Path) -> 
     mixed = results["http"]["mixed"]
     assert mixed["query_under_ingest"]["ok"] > 0 and mixed["ingest"]["ok"] > 0
     names = [t["name"] for t in results["targets"]]
-    assert "server fp32 at saturation / its bare engine loop" in names
+    assert "server fp32 at saturation / its bare engine loop (median of per-round ratios)" in names
     assert "## Server over HTTP (fp32)" in (tmp_path / "summary.md").read_text()
 
 
