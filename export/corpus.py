@@ -3,9 +3,10 @@
 - :func:`parity_texts`: 64 texts in several languages and scripts, from one word to far
   past any model's maximum length (so truncation is exercised), to compare each exported
   variant with the PyTorch reference.
-- :func:`retrieval_corpus`: about 300 passages and 30 queries made from the docstrings of
+- :func:`retrieval_corpus`: 300 passages and their 300 queries made from the docstrings of
   the Python standard library that runs the export, to measure whether a lower-precision
-  variant retrieves the same top-10 passages as the fp32 graph.
+  variant still finds the right passage in its top 10 as often as the fp32 graph does.
+- :func:`calibration_texts`: 64 other texts to measure activation ranges for int8.
 
 Both depend only on the Python version (docstrings change between releases), which is
 fine: every figure compares two encoders on the same texts in the same run.
@@ -13,6 +14,7 @@ fine: every figure compares two encoders on the same texts in the same run.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import re
@@ -92,6 +94,28 @@ def parity_texts() -> list[str]:
     return texts[:64]
 
 
+_CALIBRATION_EXTRA: tuple[str, ...] = (
+    "Bitte senden Sie mir die Rechnung für den letzten Monat noch einmal zu.",
+    "Les résultats du trimestre dépassent les prévisions des analystes.",
+    "El servidor no responde desde las tres de la madrugada.",
+    "请把会议记录发送给所有参会人员。",
+    "明日の会議は午後二時に始まります。",
+    "Пожалуйста, проверьте журнал ошибок после обновления.",
+    "kubectl rollout undo deployment/api --to-revision=3",
+    "Total: 1,284.50 EUR incl. 19 % VAT, due 2025-01-31.",
+)
+
+
+def calibration_texts() -> list[str]:
+    """64 texts to measure activation ranges for int8 smoothing; none is a parity or corpus text."""
+    used_keys = {passage.split(": ", 1)[0] for passage in retrieval_corpus().passages}
+    used_texts = set(parity_texts())
+    held_out = [p.text for p in _docstring_passages() if p.key not in used_keys and p.text not in used_texts]
+    texts = list(_CALIBRATION_EXTRA)
+    texts.extend(held_out[i * len(held_out) // 56] for i in range(56))
+    return texts
+
+
 @dataclass(frozen=True)
 class Passage:
     """A docstring turned into a retrievable passage, keyed by its qualified name."""
@@ -102,6 +126,8 @@ class Passage:
 
 @dataclass(frozen=True)
 class RetrievalCorpus:
+    """Passages and queries; ``queries[i]`` is answered by ``passages[i]`` and no other."""
+
     passages: tuple[str, ...]
     queries: tuple[str, ...]
 
@@ -173,6 +199,9 @@ _DOC_MODULES: tuple[str, ...] = (
 )
 _MIN_CHARS = 80
 _MAX_CHARS = 700
+_MIN_QUERY_CHARS = 20
+_MAX_QUERY_CHARS = 200
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 def _clean(doc: str) -> str:
@@ -182,7 +211,8 @@ def _clean(doc: str) -> str:
     return text[:_MAX_CHARS].rsplit(" ", 1)[0]
 
 
-def _docstring_passages() -> list[Passage]:
+@functools.cache
+def _docstring_passages() -> tuple[Passage, ...]:
     """Every documented public function, class and method of :data:`_DOC_MODULES`, sorted by key."""
     seen: set[str] = set()
     passages: list[Passage] = []
@@ -210,23 +240,23 @@ def _docstring_passages() -> list[Passage]:
                     continue
                 seen.add(text)
                 passages.append(Passage(f"{module_name}.{key}", text))
-    return sorted(passages, key=lambda p: p.key)
+    return tuple(sorted(passages, key=lambda p: p.key))
 
 
-def retrieval_corpus(passages: int = 300, queries: int = 30) -> RetrievalCorpus:
-    """``passages`` docstring passages and ``queries`` questions drawn from held-out docstrings.
+def retrieval_corpus(size: int = 300) -> RetrievalCorpus:
+    """``size`` passages, each with the one query it answers (``queries[i]`` -> ``passages[i]``).
 
-    Items are spread evenly over the sorted candidates so every module contributes. A query
-    is the first sentence of a docstring that is *not* in the corpus, so its top-10 is a real
-    ranking over near and far neighbours rather than one exact match.
+    A docstring of two or more sentences is split: its first sentence (the summary line) is
+    the query, the rest under the qualified name is the passage, so the query is not a
+    substring of what it must find. Docstrings are spread evenly over the sorted candidates
+    so every module contributes.
     """
-    candidates = _docstring_passages()
-    total = passages + queries
-    if len(candidates) < total:
-        raise RuntimeError(f"only {len(candidates)} stdlib docstrings found; need {total}")
-    picked = [candidates[i * len(candidates) // total] for i in range(total)]
-    step = total // queries
-    query_slots = {i * step for i in range(queries)}
-    query_texts = tuple(re.split(r"(?<=[.!?])\s", picked[i].text, maxsplit=1)[0] for i in sorted(query_slots))
-    passage_texts = tuple(f"{p.key}: {p.text}" for i, p in enumerate(picked) if i not in query_slots)
-    return RetrievalCorpus(passages=passage_texts, queries=query_texts)
+    pairs: list[tuple[str, str]] = []
+    for passage in _docstring_passages():
+        parts = _SENTENCE_END.split(passage.text, maxsplit=1)
+        if len(parts) == 2 and len(parts[0]) >= _MIN_QUERY_CHARS and len(parts[1]) >= _MIN_CHARS:
+            pairs.append((parts[0][:_MAX_QUERY_CHARS], f"{passage.key}: {parts[1]}"))
+    if len(pairs) < size:
+        raise RuntimeError(f"only {len(pairs)} usable stdlib docstrings found; need {size}")
+    picked = [pairs[i * len(pairs) // size] for i in range(size)]
+    return RetrievalCorpus(passages=tuple(p for _, p in picked), queries=tuple(q for q, _ in picked))

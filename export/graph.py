@@ -66,7 +66,8 @@ def load_encoder(checkpoint: Checkpoint) -> torch.nn.Module:
             local_files_only=True,
             dtype=torch.float32,
         )
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+    except Exception as exc:
+        # Corrupt weights surface as safetensors, pickle, OS or value errors, among others.
         raise UsageError(f"{checkpoint.path}: transformers could not load the model: {exc}") from exc
     model.eval()
     return model  # type: ignore[no-any-return]
@@ -76,7 +77,7 @@ def load_tokenizer(checkpoint: Checkpoint) -> PreTrainedTokenizerBase:
     """The checkpoint's fast (Rust-backed) tokenizer; a slow-only tokenizer is converted."""
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(checkpoint.path), use_fast=True, local_files_only=True)
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+    except Exception as exc:
         raise UsageError(f"{checkpoint.path}: transformers could not load the tokenizer: {exc}") from exc
     if not tokenizer.is_fast:
         raise UsageError(

@@ -1,0 +1,98 @@
+"""The exported MiniLM model directory (built once per source tree by the ``minilm_model_dir`` fixture)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from export.parity import (
+    FP32_MAX_ABS_DIFF,
+    FP32_MIN_COSINE,
+    REDUCED_MEAN_COSINE,
+    REDUCED_RECALL_AT_10,
+    OnnxEncoder,
+)
+from server.manifest import load
+
+
+def test_manifest_describes_the_model(minilm_model_dir: Path, minilm_checkpoint: Path) -> None:
+    manifest = load(minilm_model_dir, verify_hashes=True)
+    assert manifest.name == "all-minilm-l6-v2"
+    assert (manifest.dims, manifest.max_length, manifest.pooling) == (384, 256, "mean")
+    assert manifest.pooling_in_graph and manifest.normalize
+    assert manifest.inputs == ("input_ids", "attention_mask", "token_type_ids")
+    assert manifest.output == "sentence_embedding"
+    assert set(manifest.variants) == {"fp32", "int8"}
+    assert manifest.source["model_type"] == "bert"
+    assert manifest.source["architecture"] == "BertModel"
+    assert Path(manifest.source["path"]) == minilm_checkpoint.resolve()
+    assert len(manifest.source["sha256"]) == 64
+    assert {"torch", "transformers", "onnx", "onnxruntime", "export"} <= set(manifest.versions)
+    assert manifest.created
+
+
+def test_variants_passed_their_gates(minilm_model_dir: Path) -> None:
+    variants = load(minilm_model_dir).variants
+    fp32 = variants["fp32"]
+    assert fp32.parity.cos_min >= FP32_MIN_COSINE
+    assert fp32.parity.max_abs_diff <= FP32_MAX_ABS_DIFF
+    assert fp32.parity.recall_at_10 == 1.0
+    assert fp32.parity.texts == 64
+    assert (fp32.target, fp32.file) == ("any", "model.onnx")
+    int8 = variants["int8"]
+    assert int8.parity.cos_mean >= REDUCED_MEAN_COSINE
+    assert int8.parity.recall_at_10 >= REDUCED_RECALL_AT_10
+    assert (int8.target, int8.file) == ("cpu", "model.int8.onnx")
+    assert int8.size_bytes < fp32.size_bytes
+    assert "int8" in int8.notes
+
+
+def test_fusions_recorded_match_the_graph(minilm_model_dir: Path) -> None:
+    fp32 = load(minilm_model_dir).variants["fp32"]
+    ops: dict[str, int] = {}
+    for node in onnx.load(str(minilm_model_dir / fp32.file), load_external_data=False).graph.node:
+        ops[node.op_type] = ops.get(node.op_type, 0) + 1
+    if fp32.fusions:  # the fused graph shipped
+        assert fp32.fusions["SkipLayerNormalization"] == 12
+        for op, count in fp32.fusions.items():
+            assert ops.get(op) == count
+        assert "fused" in fp32.notes
+    else:
+        assert "plain" in fp32.notes
+
+
+def test_tokenizer_json_truncates_to_max_length(minilm_model_dir: Path) -> None:
+    data = json.loads((minilm_model_dir / "tokenizer.json").read_text())
+    assert data["truncation"]["max_length"] == 256
+    assert data["padding"]["strategy"] == "BatchLongest"
+    assert data["padding"]["pad_id"] == 0
+    for name in ("tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        assert (minilm_model_dir / name).is_file()
+
+
+@pytest.mark.parametrize("variant", ["fp32", "int8"])
+def test_variant_matches_sentence_transformers(
+    minilm_model_dir: Path, minilm_checkpoint: Path, variant: str
+) -> None:
+    """An independent check of the gate: the shipped file against ST's own normalised output."""
+    from sentence_transformers import SentenceTransformer
+
+    manifest = load(minilm_model_dir)
+    texts = ["how big", "Der schnelle braune Fuchs.", "word " * 400]
+    encoder = OnnxEncoder(
+        minilm_model_dir / manifest.variants[variant].file,
+        minilm_model_dir / "tokenizer.json",
+        manifest.max_length,
+        manifest.inputs,
+    )
+    ours = encoder(texts)
+    ours /= np.linalg.norm(ours, axis=1, keepdims=True)
+    reference = SentenceTransformer(str(minilm_checkpoint), device="cpu").encode(
+        texts, normalize_embeddings=True
+    )
+    cosines = (ours * reference).sum(axis=1)
+    assert cosines.min() >= (0.99999 if variant == "fp32" else 0.98)

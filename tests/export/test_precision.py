@@ -1,0 +1,118 @@
+"""Graph rules for int8: which MatMuls are FFN down-projections, plans, and exact smoothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from export import precision
+
+HIDDEN, INNER = 8, 16
+
+
+def _ffn_graph(path: Path, fused_gelu: bool) -> Path:
+    """x -> up (MatMul) -> GELU -> down (MatMul) -> y, plus q (MatMul on x) and scores (x @ x^T)."""
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(rng.normal(size=(HIDDEN, INNER)).astype(np.float32), "w_up"),
+        numpy_helper.from_array(rng.normal(size=(INNER, HIDDEN)).astype(np.float32), "w_down"),
+        numpy_helper.from_array(rng.normal(size=(HIDDEN, HIDDEN)).astype(np.float32), "w_q"),
+        numpy_helper.from_array(np.array(1.4142135, dtype=np.float32), "sqrt2"),
+        numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one"),
+        numpy_helper.from_array(np.array(0.5, dtype=np.float32), "half"),
+    ]
+    nodes = [helper.make_node("MatMul", ["x", "w_up"], ["h"], name="up")]
+    if fused_gelu:
+        nodes.append(helper.make_node("Gelu", ["h"], ["g"], name="gelu", domain="com.microsoft"))
+    else:
+        nodes += [
+            helper.make_node("Div", ["h", "sqrt2"], ["t"], name="div"),
+            helper.make_node("Erf", ["t"], ["e"], name="erf"),
+            helper.make_node("Add", ["e", "one"], ["p"], name="add"),
+            helper.make_node("Mul", ["h", "p"], ["m"], name="mul"),
+            helper.make_node("Mul", ["m", "half"], ["g"], name="half_mul"),
+        ]
+    nodes += [
+        helper.make_node("MatMul", ["g", "w_down"], ["y"], name="down"),
+        helper.make_node("MatMul", ["x", "w_q"], ["q"], name="q"),
+        helper.make_node("Transpose", ["x"], ["xt"], name="transpose", perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["x", "xt"], ["scores"], name="scores"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "ffn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", HIDDEN])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+            helper.make_tensor_value_info("q", TensorProto.FLOAT, None),
+            helper.make_tensor_value_info("scores", TensorProto.FLOAT, None),
+        ],
+        initializer=inits,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    )
+    onnx.save(model, str(path))
+    return path
+
+
+def _run(path: Path, x: np.ndarray) -> list[np.ndarray]:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return list(session.run(["y", "q", "scores"], {"x": x}))
+
+
+def test_down_projection_found_behind_fused_and_unfused_gelu(tmp_path: Path) -> None:
+    for fused in (True, False):
+        model = onnx.load(str(_ffn_graph(tmp_path / f"ffn-{fused}.onnx", fused)))
+        assert precision.ffn_down_projections(model) == ["down"]
+
+
+def test_matmuls_without_constant_weights_stay_fp32(tmp_path: Path) -> None:
+    model = onnx.load(str(_ffn_graph(tmp_path / "ffn.onnx", fused_gelu=False)))
+    assert precision.activation_matmuls(model) == ["scores"]
+    assert precision.weight_matmuls(model) == {"x": ["up", "q"], "g": ["down"]}
+
+
+def test_plans_without_fused_attention(tmp_path: Path) -> None:
+    plans = precision.int8_plans(_ffn_graph(tmp_path / "ffn.onnx", fused_gelu=True))
+    assert [p.op_types for p in plans] == [("MatMul",), ("MatMul",)]
+    assert plans[0].keep_fp32 == ("scores",)
+    assert plans[1].keep_fp32 == ("scores", "down")
+    assert "1 FFN down-projection" in plans[1].label
+
+
+def test_smoothing_is_exact_in_fp32_and_evens_out_channels(tmp_path: Path) -> None:
+    source = _ffn_graph(tmp_path / "ffn.onnx", fused_gelu=False)
+    x = np.random.default_rng(1).normal(size=(2, 5, HIDDEN)).astype(np.float32)
+    x[..., 3] *= 50  # one outlier channel, as in real encoders
+    peaks = {"x": np.abs(x).max(axis=(0, 1)).astype(np.float32)}
+    target = tmp_path / "smoothed.onnx"
+    assert precision.smooth(source, target, peaks, skip=["down"]) == 1
+    for before, after in zip(_run(source, x), _run(target, x), strict=True):
+        np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-3)
+    smoothed = onnx.load(str(target))
+    inverse = next(i for i in smoothed.graph.initializer if i.name == "x/smooth_inverse")
+    scaled_peaks = peaks["x"] * numpy_helper.to_array(inverse)
+    # The outlier channel's peak relative to the others shrinks (by its square root at alpha 0.5).
+    assert scaled_peaks.max() / np.median(scaled_peaks) < peaks["x"].max() / np.median(peaks["x"]) / 3
+    readers = {n.name: list(n.input) for n in smoothed.graph.node if n.op_type == "MatMul"}
+    assert readers["up"][0] == readers["q"][0] == "x/smoothed"
+    assert readers["down"][0] == "g"
+
+
+def test_quantized_graph_runs_and_keeps_excluded_nodes(tmp_path: Path) -> None:
+    source = _ffn_graph(tmp_path / "ffn.onnx", fused_gelu=False)
+    plans = precision.int8_plans(source)
+    target = tmp_path / "int8.onnx"
+    precision.quantize_int8(source, target, plans[1])
+    ops = {n.name: n.op_type for n in onnx.load(str(target)).graph.node}
+    assert ops["down"] == "MatMul" and ops["scores"] == "MatMul"
+    assert "MatMulInteger" in ops.values()
+    x = np.random.default_rng(2).normal(size=(1, 4, HIDDEN)).astype(np.float32)
+    y_fp32, y_int8 = _run(source, x)[0], _run(target, x)[0]
+    cos = (y_fp32 * y_int8).sum() / np.linalg.norm(y_fp32) / np.linalg.norm(y_int8)
+    assert cos > 0.99
