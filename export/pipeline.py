@@ -148,6 +148,7 @@ class _Run:
         self.reference: parity.Vectors | None = None
         self.fp32_retrieval: tuple[parity.Vectors, parity.Vectors] | None = None
         self.fp32_recall = 0.0
+        self.fused_valid = False
         self.last_retrieval = ""
 
     def encoder(self, model: Path) -> parity.OnnxEncoder:
@@ -199,6 +200,7 @@ def _fp32(
             progress.say("parity", f"fp32 fused graph does not run ({exc}); using the plain graph")
         else:
             progress.say("parity", f"fp32 fused graph: {_describe(fused_verdict)}")
+            run.fused_valid = fused_verdict.passed
             probe = run.texts[: len(corpus.SHORT_TEXTS) + 8]
             plain_s, fused_s = parity.best_seconds([plain_encoder, fused_encoder], probe)
             progress.say(
@@ -260,8 +262,11 @@ def _int8(run: _Run, fp32: _Candidate, progress: Progress) -> _Candidate | str:
 def _fp16(
     run: _Run, fused: Path | None, fp32: _Candidate, fusions: dict[str, int], progress: Progress
 ) -> _Candidate | str:
-    """fp16 from the fused graph (what a GPU wants) when it is valid, else from the shipped fp32 graph."""
-    source, source_fusions = (fused, fusions) if fused is not None else (fp32.path, fp32.fusions)
+    """fp16 from the fused graph (what a GPU wants) when it passed fp32 parity, else from the shipped one."""
+    use_fused = fused is not None and run.fused_valid
+    source, source_fusions = (
+        (fused, fusions) if use_fused and fused is not None else (fp32.path, fp32.fusions)
+    )
     target = run.work / "fp16.onnx"
     precision.convert_fp16(source, target)
     run.last_retrieval = ""
@@ -269,12 +274,13 @@ def _fp16(
         verdict = run.judge("fp16", run.encoder(target))
     except ExportError as exc:
         return f"the fp16 graph cannot be evaluated on the CPU, so it cannot be gated: {exc}"
-    progress.say("quantise", f"fp16: {_describe(verdict)}")
+    progress.say("quantise", f"fp16: {_describe(verdict)} {run.last_retrieval}".rstrip())
     if not verdict.passed:
         return "; ".join(verdict.failures)
-    return _Candidate(
-        target, verdict, source_fusions, "float16 weights and compute, float32 I/O; gated on CPU"
-    )
+    graph = "fused" if source == fused else "shipped fp32"
+    notes = f"float16 weights and compute from the {graph} graph, float32 I/O; gated on the CPU; "
+    notes += run.last_retrieval
+    return _Candidate(target, verdict, source_fusions, notes)
 
 
 def _variant(name: str, candidate: _Candidate, directory: Path) -> Variant:

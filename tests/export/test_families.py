@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from export import parity
@@ -87,3 +88,20 @@ def test_failed_fp32_gate_leaves_nothing_and_keeps_the_old_directory(
         export_model(source, out, options, Progress(io.StringIO()))
     assert json.loads((out / "manifest.json").read_text()) == {"old": True}
     assert sorted(p.name for p in out.parent.iterdir()) == ["tiny"]
+
+
+def test_fp16_variant_is_gated_on_the_cpu(tiny_checkpoint: TinyCheckpoint, tmp_path: Path) -> None:
+    source = tiny_checkpoint("bert")
+    options = ExportOptions(
+        variants=("fp32", "fp16"), required=frozenset({"fp32", "fp16"}), max_length=MAX_LENGTH
+    )
+    manifest = export_model(source, tmp_path / "fp16", options, Progress(io.StringIO()))
+    fp16 = manifest.variants["fp16"]
+    assert (fp16.file, fp16.target) == ("model.fp16.onnx", "gpu")
+    assert fp16.parity.cos_mean >= parity.REDUCED_MEAN_COSINE
+    assert fp16.parity.recall_at_10 >= parity.REDUCED_RECALL_AT_10
+    assert "gated on the CPU" in fp16.notes
+    graph = onnx.load(str(tmp_path / "fp16" / fp16.file))
+    assert graph.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.INT64
+    assert graph.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in graph.graph.initializer)
