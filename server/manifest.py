@@ -53,8 +53,8 @@ class Parity:
     """Agreement of a variant with the PyTorch reference on the parity text set.
 
     Cosines are between the variant's and the reference's pooled vectors;
-    ``recall_at_10`` is the overlap of top-10 retrieval results with the fp32 graph's
-    on the built-in corpus (1.0 for fp32 itself).
+    ``recall_at_10`` is the variant's recall@10 on the exporter's built-in retrieval
+    corpus divided by the fp32 graph's (1.0 for fp32 itself; may exceed 1).
     """
 
     cos_mean: float
