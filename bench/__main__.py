@@ -5,6 +5,7 @@ Exit codes: 0 done, 2 bad flags or an unusable model/corpus, 1 failure while run
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     progress = Progress()
+    # SIGTERM unwinds like Ctrl-C, so the servers the run started are stopped too.
+    previous = signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(143))
     try:
         files = execute(settings, progress)
     except (ModelError, CorpusError) as exc:
@@ -48,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BenchError, ServerError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     progress.log("wrote " + ", ".join(str(f) for f in files))
     return 0
 
