@@ -27,7 +27,9 @@ $(STAMP): pyproject.toml
 
 model: $(MODEL_DIR)/manifest.json
 
-$(MODEL_DIR)/manifest.json: $(STAMP)
+# Order-only: a reinstall must not re-export (20 minutes for MPNet) or trip over the existing
+# directory; `rm -rf $(MODEL_DIR)` (or `python -m export.shipped ... --force`) rebuilds it.
+$(MODEL_DIR)/manifest.json: | $(STAMP)
 	$(PY) -m export.shipped $(MODEL) $(MODEL_DIR)
 
 run: model
