@@ -190,7 +190,7 @@ class OnnxEncoder:
         return out
 
 
-def best_seconds(encoders: Sequence[OnnxEncoder], texts: Sequence[str], rounds: int = 5) -> list[float]:
+def best_seconds(encoders: Sequence[OnnxEncoder], texts: Sequence[str], rounds: int = 3) -> list[float]:
     """Best wall time of each encoder over ``texts``, runs interleaved after one warm-up each.
 
     Interleaving and taking the minimum keep a burst of load from other processes from
