@@ -399,6 +399,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
     probe_after = probe(model, split, config, device)
     with _saved_length(model, saved_length):
         model.save(str(config.out), create_model_card=False)
+    _match_permissions(config.out)
     report = Report(
         out=str(config.out),
         steps=step,
@@ -418,6 +419,18 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
     if not config.keep_checkpoints:
         shutil.rmtree(checkpoints, ignore_errors=True)
     return report
+
+
+def _match_permissions(directory: Path) -> None:
+    """Give every saved file the permission bits of ``config.json``.
+
+    The weights are written through a private temporary file (mode 0600); a checkpoint that
+    only its owner can read breaks an export or image build running as another user.
+    """
+    mode = (directory / "config.json").stat().st_mode & 0o777
+    for path in directory.rglob("*"):
+        if path.is_file() and TRAINING_DIR not in path.relative_to(directory).parts:
+            path.chmod(mode)
 
 
 def _progress_bar(total: int, initial: int, enabled: bool) -> Any:

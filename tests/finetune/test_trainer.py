@@ -93,6 +93,7 @@ def test_loss_decreases_and_output_is_a_loadable_checkpoint(finished_run: tuple[
     ):
         assert (out / name).is_file(), name
     assert not (out / "training" / "checkpoints").exists()
+    assert (out / "model.safetensors").stat().st_mode & 0o777 == (out / "config.json").stat().st_mode & 0o777
     model = load_model(out, "cpu")
     assert model.max_seq_length == 256  # the base's limit, not the 32 tokens used for training
     vectors = model.encode(["what does the quorvex rule say"], normalize_embeddings=True)
