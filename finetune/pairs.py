@@ -14,7 +14,8 @@ From a corpus, :func:`pairs_from_document` makes two kinds of pairs per section:
 (prefixed with the document title when it is too short to stand alone) -> the section's first
 prose paragraph, and, for every other prose paragraph of two or more sentences, its first
 sentence -> the rest of it. Code blocks, tables, directives and list-only blocks are skipped.
-A passage never contains its own query, so a pair cannot be solved by string matching alone.
+The heading or sentence used as a query is never part of its passage, so a pair cannot be
+solved by finding the query verbatim.
 
 The split is by group (the document for a corpus): groups are sorted, shuffled with a seeded
 RNG and assigned to the held-out side until it holds ``heldout_fraction`` of the pairs, so
