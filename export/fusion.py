@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import onnx
 from onnxruntime.transformers.optimizer import optimize_model
 
 from export.checkpoint import Checkpoint
@@ -47,11 +46,3 @@ def optimize(source: Path, target: Path, checkpoint: Checkpoint) -> dict[str, in
     finally:
         optimizer_logger.setLevel(previous)
     return {str(op): int(n) for op, n in sorted(stats.items()) if n}
-
-
-def operator_counts(path: Path) -> dict[str, int]:
-    """How many nodes of each operator type the graph at ``path`` has."""
-    counts: dict[str, int] = {}
-    for node in onnx.load(str(path), load_external_data=False).graph.node:
-        counts[node.op_type] = counts.get(node.op_type, 0) + 1
-    return dict(sorted(counts.items()))
