@@ -15,14 +15,18 @@ Flow::
 - A batch starts from the lane's oldest item (no item waits forever) and grows greedily
   with the neighbouring lengths that keep the padded batch most efficient, within the
   token budget (``n x longest``, padding counted) and the size cap, and stops before the
-  batch's real-token share falls under :data:`MIN_EFFICIENCY`. Large requests are thereby
-  split across batches and reassembled by index.
+  batch's real-token share falls under :data:`MIN_EFFICIENCY`. Only items within
+  :data:`HORIZON_BATCHES` token budgets of the oldest are candidates, so a request is not
+  spread across the whole queue and requests complete roughly in arrival order. Large
+  requests are split across batches and reassembled by index.
 - The assembler prepares the next batch while a worker runs the current one (one prepared
   batch per session). A prefetched bulk batch that finds interactive work waiting goes back
   to the queue, unless it was bulk's owed turn, so a query waits for at most the batch
   already running and bulk still gets its share.
 - Admission is bounded in requests and in queued tokens; a full queue raises
-  :class:`Overloaded` at once with a Retry-After estimate from the measured throughput.
+  :class:`Overloaded` at once with a Retry-After estimate from the measured throughput, and
+  a request whose deadline the work ahead of it would outlast (queued tokens / measured
+  tokens per second) gets :class:`DeadlineExceeded` at once instead of timing out later.
 - Shutdown: :meth:`Batcher.close` stops admission; threads finish everything queued, then
   exit on a sentinel and are joined. No thread polls.
 """
@@ -46,11 +50,14 @@ import numpy as np
 import numpy.typing as npt
 
 from server.collate import collate, padding_ratio
-from server.errors import InferenceFailed, Overloaded, Unavailable
+from server.errors import DeadlineExceeded, InferenceFailed, Overloaded, Unavailable
 
 log = logging.getLogger("server.batcher")
 
 MIN_EFFICIENCY = 0.8
+# Batches draw from at most this many budgets' worth of the oldest queued tokens, so that
+# requests finish roughly in arrival order instead of all at once when the queue drains.
+HORIZON_BATCHES = 4
 INTERACTIVE, BULK = 0, 1
 _QUEUED, _TAKEN, _DROPPED = 0, 1, 2
 
@@ -129,6 +136,8 @@ class Item:
     index: int
     ids: I64
     seq: int
+    position: int = 0
+    """Tokens admitted to the lane before this item: its place in the lane's token stream."""
     state: int = _QUEUED
 
     @property
@@ -145,7 +154,14 @@ class _Lane:
     lengths: list[int] = field(default_factory=list)
     count: int = 0
     tokens: int = 0
+    admitted_tokens: int = 0
     pushes: itertools.count[int] = field(default_factory=itertools.count)
+
+    def admit(self, item: Item) -> None:
+        """Queue a new item, stamping its position in the lane's token stream."""
+        item.position = self.admitted_tokens
+        self.admitted_tokens += item.length
+        self.push(item)
 
     def push(self, item: Item) -> None:
         # A requeued item is pushed again; its stale entries are skipped by state.
@@ -163,18 +179,22 @@ class _Lane:
             heapq.heappop(self.arrival)
         return self.arrival[0][2] if self.arrival else None
 
-    def pop_length(self, length: int) -> Item | None:
-        """The oldest queued item of exactly ``length`` tokens, taken out of the lane."""
+    def pop_length(self, length: int, horizon: int) -> Item | None:
+        """The oldest queued item of exactly ``length`` tokens whose position is at most
+        ``horizon``, taken out of the lane; None if there is none."""
         bucket = self.by_length.get(length)
-        while bucket:
-            item = bucket.popleft()
-            if item.state == _QUEUED:
-                if not bucket:
-                    self._forget(length)
-                self._take(item)
-                return item
-        self._forget(length)
-        return None
+        while bucket and bucket[0].state != _QUEUED:
+            bucket.popleft()
+        if not bucket:
+            self._forget(length)
+            return None
+        if bucket[0].position > horizon:
+            return None
+        item = bucket.popleft()
+        if not bucket:
+            self._forget(length)
+        self._take(item)
+        return item
 
     def remove(self, item: Item) -> None:
         """Take a specific item out (the anchor); its bucket entry is skipped later."""
@@ -265,8 +285,11 @@ class Batcher:
 
     # ---- event-loop side -------------------------------------------------------------
 
-    def submit(self, ids: Sequence[I64], loop: asyncio.AbstractEventLoop) -> Job:
-        """Admit a request's texts or raise Overloaded / Unavailable immediately."""
+    def submit(
+        self, ids: Sequence[I64], loop: asyncio.AbstractEventLoop, timeout: float | None = None
+    ) -> Job:
+        """Admit a request's texts or raise at once: Overloaded (queue full), Unavailable
+        (closing), DeadlineExceeded (the work ahead, at the measured rate, outlasts ``timeout``)."""
         tokens = sum(len(row) for row in ids)
         lane = INTERACTIVE if tokens <= self.limits.interactive_max_tokens else BULK
         job = Job(loop, len(ids), self.dims, lane)
@@ -274,6 +297,15 @@ class Batcher:
             if self._closed:
                 raise Unavailable("the server is shutting down; retry on another replica")
             queued = self.queued_tokens
+            ahead = self._lanes[INTERACTIVE].tokens if lane == INTERACTIVE else queued
+            rate = self._tokens_per_second
+            if timeout is not None and self._jobs and rate > 0 and (ahead + tokens) / rate > timeout:
+                wait = (ahead + tokens) / rate
+                raise DeadlineExceeded(
+                    f"the queue holds about {wait:.0f}s of work, more than this request's deadline of "
+                    f"{timeout:.1f}s; retry later",
+                    retry_after=min(60.0, max(1.0, wait - timeout)),
+                )
             if self._jobs and (
                 self._jobs + 1 > self.limits.max_queue_requests
                 or queued + tokens > self.limits.max_queue_tokens
@@ -285,7 +317,7 @@ class Batcher:
             for index, row in enumerate(ids):
                 item = Item(job, index, row, next(self._seq))
                 job.items.append(item)
-                self._lanes[lane].push(item)
+                self._lanes[lane].admit(item)
             self._jobs += 1
             self._cond.notify()
         job.future.add_done_callback(lambda _f: self._finished(job))
@@ -382,29 +414,33 @@ class Batcher:
         return None
 
     def _window(self, lane: _Lane) -> list[Item]:
-        """Items for one batch: the oldest, then the lengths that pad least around it."""
+        """Items for one batch: the oldest, then the lengths that pad least around it,
+        taken only from the next :data:`HORIZON_BATCHES` budgets' worth of queued tokens."""
         anchor = lane.oldest()
         assert anchor is not None
         lane.remove(anchor)
         batch, longest, real = [anchor], anchor.length, anchor.length
         budget, cap = self.limits.max_batch_tokens, self.limits.max_batch_size
-        while len(batch) < cap and lane.lengths:
+        horizon = anchor.position + HORIZON_BATCHES * budget
+        lengths = list(lane.lengths)
+        while len(batch) < cap and lengths:
             n = len(batch) + 1
-            split = bisect.bisect_right(lane.lengths, longest)
+            split = bisect.bisect_right(lengths, longest)
             options: list[tuple[float, int, int]] = []
             if split > 0 and n * longest <= budget:
-                shorter = lane.lengths[split - 1]
+                shorter = lengths[split - 1]
                 options.append(((real + shorter) / (n * longest), shorter, longest))
-            if split < len(lane.lengths) and n * lane.lengths[split] <= budget:
-                longer = lane.lengths[split]
+            if split < len(lengths) and n * lengths[split] <= budget:
+                longer = lengths[split]
                 options.append(((real + longer) / (n * longer), longer, longer))
             if not options:
                 break
             efficiency, length, new_longest = max(options)
             if efficiency < MIN_EFFICIENCY:
                 break
-            item = lane.pop_length(length)
+            item = lane.pop_length(length, horizon)
             if item is None:
+                lengths.remove(length)
                 continue
             batch.append(item)
             real += length

@@ -222,7 +222,11 @@ class Engine:
         if remaining <= 0:
             raise DeadlineExceeded("the request's deadline passed during tokenization", retry_after=1)
         loop = asyncio.get_running_loop()
-        job = self.batcher.submit(encoded.ids, loop)
+        try:
+            job = self.batcher.submit(encoded.ids, loop, timeout=remaining)
+        except DeadlineExceeded:
+            self.metrics.rejected.labels("deadline").inc()
+            raise
         self.metrics.queue_requests.set(self.batcher.queued_requests)
         self.metrics.queue_tokens.set(self.batcher.queued_tokens)
         try:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from server.batcher import BULK, INTERACTIVE, Batcher, Limits
-from server.errors import InferenceFailed, Overloaded, Unavailable
+from server.errors import DeadlineExceeded, InferenceFailed, Overloaded, Unavailable
 
 DIMS = 3
 
@@ -211,3 +211,41 @@ async def test_abandon_fails_queued_jobs_but_not_the_running_batch(make_batcher,
     failed = [o for o in outcomes if isinstance(o, Unavailable)]
     assert abandoned == len(failed) >= 2  # one batch may already be prefetched and runs
     assert batcher.queued_tokens == 0
+
+
+async def test_work_that_would_outlast_the_deadline_is_refused_at_admission(make_batcher, session) -> None:
+    batcher = make_batcher()
+    running = await hold(session, batcher)
+    loop = asyncio.get_running_loop()
+    batcher._tokens_per_second = 10.0  # as if measured: 10 tokens/s
+    batcher.submit(texts(30, 30), loop, timeout=100)  # 6 s of work ahead of the next one
+    with pytest.raises(DeadlineExceeded) as err:
+        batcher.submit(texts(20, 20), loop, timeout=5.0)  # bulk: (60 + 40) / 10 = 10 s > 5 s
+    assert int(err.value.headers()["retry-after"]) >= 1
+    quick = batcher.submit(texts(3), loop, timeout=5.0)  # interactive: only interactive work is ahead
+    assert quick.lane == INTERACTIVE
+    session.gate.set()
+    await asyncio.gather(running, quick.future)
+
+
+async def mean_completion(batcher: Batcher, session: FakeSession) -> float:
+    """Twelve requests of eight lengths each; when each finishes, as a share of all batches."""
+    running = await hold(session, batcher)
+    loop = asyncio.get_running_loop()
+    jobs = [batcher.submit(texts(4, 8, 12, 16, 20, 24, 28, 32, first=100 * k), loop) for k in range(12)]
+    done: list[int] = []
+    for job in jobs:
+        job.future.add_done_callback(lambda _f: done.append(len(session.batches)))
+    session.gate.set()
+    await asyncio.gather(running, *(j.future for j in jobs))
+    return sum(done) / len(done) / len(session.batches)
+
+
+async def test_requests_finish_roughly_in_arrival_order(make_batcher, session, monkeypatch) -> None:
+    with_horizon = await mean_completion(make_batcher(max_batch_tokens=64, max_batch_size=8), session)
+    session.batches.clear()
+    monkeypatch.setattr("server.batcher.HORIZON_BATCHES", 10**9)
+    without = await mean_completion(make_batcher(max_batch_tokens=64, max_batch_size=8), session)
+    # Without the horizon every batch takes one length from all requests, and they finish
+    # together near the end; with it, early requests finish early.
+    assert with_horizon < without, (with_horizon, without)
