@@ -126,7 +126,7 @@ class Run:
         self.progress.log(
             f"machine: {m['cpu']}, {m['cores']} cores, load average {m['load_average']}, threads {s.threads}"
         )
-        if m["load_average"][0] > (m["cores"] or 1) * 0.5:
+        if m["load_average"][0] > (m["cores"] or 1):
             self.note(
                 f"the machine was busy when the run started (1-min load {m['load_average'][0]:.2f} on "
                 f"{m['cores']} cores); absolute figures are low, ratios within a round stay fair"
