@@ -49,7 +49,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from server.collate import collate, padding_ratio
+from server.collate import collate
 from server.errors import DeadlineExceeded, InferenceFailed, Overloaded, Unavailable
 
 log = logging.getLogger("server.batcher")
@@ -509,7 +509,3 @@ class Batcher:
             job._deliver(rows)
         if self._observe:
             self._observe(batch, elapsed)
-
-
-def batch_padding(batch: Batch) -> float:
-    return padding_ratio(batch.lengths)

@@ -19,11 +19,12 @@ import numpy as np
 import numpy.typing as npt
 
 from server import pooling
-from server.batcher import Batch, Batcher, Limits, Session, batch_padding
+from server.batcher import Batch, Batcher, Limits, Session
+from server.collate import padding_ratio
 from server.errors import DeadlineExceeded, PayloadTooLarge, StartupError, Unavailable, ValidationError
 from server.manifest import Manifest, ManifestError, load
 from server.metrics import Metrics
-from server.session import OrtSession, SessionConfig, choose_variant, cpu_count
+from server.session import OrtSession, SessionConfig, choose_variant, cpu_count, cuda_available
 from server.settings import Settings
 from server.tokenizer import Direction, Encoded, Tokenizer
 
@@ -121,7 +122,7 @@ class Engine:
         tokenizer = Tokenizer(directory, manifest.max_length)
         threads = settings.threads_per_session(cpu_count())
         probe_gpu = settings.device in ("cuda", "tensorrt") or (
-            settings.device == "auto" and _cuda_available()
+            settings.device == "auto" and cuda_available()
         )
         variant = choose_variant(manifest, settings.variant, on_gpu=probe_gpu)
         config = SessionConfig(
@@ -286,7 +287,7 @@ class Engine:
         lengths = batch.lengths
         self.metrics.batch_size.observe(len(lengths))
         self.metrics.batch_tokens.observe(len(lengths) * max(lengths))
-        self.metrics.padding_ratio.observe(batch_padding(batch))
+        self.metrics.padding_ratio.observe(padding_ratio(lengths))
         self.metrics.queue_tokens.set(self.batcher.queued_tokens)
 
     def check_batch_size(self, n: int) -> None:
@@ -328,9 +329,3 @@ class Engine:
             "tokenization_workers": 2,
             "version": __version__,
         }
-
-
-def _cuda_available() -> bool:
-    import onnxruntime as ort
-
-    return "CUDAExecutionProvider" in ort.get_available_providers()

@@ -168,3 +168,8 @@ def cpu_count(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
     except (OSError, ValueError):
         pass
     return cpus
+
+
+def cuda_available() -> bool:
+    """Whether this onnxruntime build offers the CUDA execution provider."""
+    return providers.CUDA in ort.get_available_providers()
