@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Checkpoints are local directories; never let transformers reach for the Hub. The
     # variable must be set before transformers is first imported, hence the late imports.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # noqa: TID251 - this is the package's CLI edge
-    from export.errors import ExportError
+    from export.errors import run_to_exit_code
     from export.pipeline import DEFAULT_VARIANTS, ExportOptions, export_model
 
     if args.variants is None:
@@ -73,15 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         force=args.force,
         name=args.name,
     )
-    try:
-        export_model(args.source, args.out, options)
-    except ExportError as exc:
-        print(f"export failed: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("export interrupted; nothing was written", file=sys.stderr)
-        return 130
-    return 0
+    return run_to_exit_code(lambda: export_model(args.source, args.out, options))
 
 
 if __name__ == "__main__":

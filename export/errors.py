@@ -12,6 +12,9 @@ Every message says what is wrong and what to do about it.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 
 class ExportError(Exception):
     """The export failed; nothing was written to the output directory."""
@@ -29,3 +32,17 @@ class ParityError(ExportError):
     """A required variant does not match the PyTorch reference closely enough to ship."""
 
     exit_code = 1
+
+
+def run_to_exit_code(action: Callable[[], object]) -> int:
+    """Run an export for a CLI: 0 on success, the error's exit code (message on stderr)
+    on an ExportError, 130 on Ctrl-C. Shared by ``python -m export`` and ``export.shipped``."""
+    try:
+        action()
+    except ExportError as exc:
+        print(f"export failed: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("export interrupted; nothing was written", file=sys.stderr)
+        return 130
+    return 0

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from export.errors import ExportError, UsageError
+from export.errors import ExportError, UsageError, run_to_exit_code
 
 DEFAULT_CACHE = Path("build/checkpoints")
 MPNET_PARTS = tuple(
@@ -155,18 +155,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         force=args.force,
         name=args.name,
     )
-    try:
+
+    def export() -> None:
         if args.out.exists() and not args.force:
             raise UsageError(f"{args.out} already exists; pass --force to replace it")
-        source = checkpoint_dir(args.name, args.cache_dir)
-        export_model(source, args.out, options)
-    except ExportError as exc:
-        print(f"export failed: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("export interrupted; nothing was written", file=sys.stderr)
-        return 130
-    return 0
+        export_model(checkpoint_dir(args.name, args.cache_dir), args.out, options)
+
+    return run_to_exit_code(export)
 
 
 if __name__ == "__main__":
