@@ -3,19 +3,23 @@
 hadolint lints both files; the rest reads them (tests/deploy/dockerfile.py) and checks what
 the deployment relies on: a non-root final user, an exec-form ``python -m server`` entry
 point (so SIGTERM reaches the server and it drains), a health check on a route the server
-has, pinned base images, no secrets, port 8000, and no torch in the runtime image.
+has, pinned base images, no secrets, port 8000, no torch in the runtime image, the Python
+the suite runs on, and a GPU build that fails when the CUDA provider's libraries do not load.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
+import onnxruntime
 import pytest
 
 from server.app import ROUTES
@@ -114,6 +118,29 @@ def dockerignore_excludes(path: str, rules: list[str]) -> bool:
         if any(pattern.match(prefix) for prefix in prefixes):
             excluded = not negate
     return excluded
+
+
+def declared_python() -> str:
+    """major.minor of the Python the suite runs on, declared once: pyproject.toml's mypy target.
+
+    ruff's target and requires-python repeat it; the asserts keep the three together.
+    """
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    version: str = project["tool"]["mypy"]["python_version"]
+    assert project["tool"]["ruff"]["target-version"] == "py" + version.replace(".", "")
+    assert project["project"]["requires-python"].startswith(f">={version}")
+    return version
+
+
+def provider_check(gpu: Dockerfile) -> tuple[list[str], Instruction]:
+    """The GPU build stage's RUN that runs ldd on the provider libraries, with its SHELL."""
+    shell = ["/bin/sh", "-c"]
+    for instruction in gpu.stage("build").instructions:
+        if instruction.keyword == "SHELL":
+            shell = instruction.exec_form() or shell
+        elif instruction.keyword == "RUN" and re.search(r"\bldd\b", instruction.text):
+            return shell, instruction
+    pytest.fail("Dockerfile.gpu never checks with ldd that the provider libraries load")
 
 
 def dockerignore_rules() -> list[str]:
@@ -319,7 +346,8 @@ def test_gpu_image_defaults_to_fp16_with_a_trt_cache_volume(parsed: dict[str, Do
     gpu = parsed["Dockerfile.gpu"]
     env = gpu.final.env()
     assert env["EMBED_VARIANT"] == "fp16"
-    assert env["EMBED_DEVICE"] == "auto"
+    # Explicit: without a GPU the server exits 2 at start instead of serving fp16 from the CPU.
+    assert env["EMBED_DEVICE"] == "cuda"
     volumes = {word.strip('[]",') for v in gpu.final.all("VOLUME") for word in v.text.split()}
     assert env["EMBED_TRT_CACHE_DIR"] in volumes
     assert "fp16" in gpu.stage("model-baked").args()["MODEL_VARIANTS"].split(",")
@@ -341,3 +369,112 @@ def test_gpu_cuda_major_matches_the_onnxruntime_gpu_wheel(parsed: dict[str, Dock
     assert build["TENSORRT_LIBS"].startswith(f"tensorrt-cu{expected_cuda}-libs==10."), (
         "ORT links libnvinfer.so.10"
     )
+
+
+# -- Python ----------------------------------------------------------------------------------
+
+
+def test_the_suite_runs_on_the_declared_python() -> None:
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert running == declared_python(), (
+        f"the tests run on Python {running}, pyproject.toml declares {declared_python()}: "
+        "the images ship the declared one, so that is the one to test"
+    )
+
+
+def test_images_ship_the_python_the_suite_runs_on(parsed: dict[str, Dockerfile]) -> None:
+    version = declared_python()
+    cpu, gpu = parsed["Dockerfile.cpu"], parsed["Dockerfile.gpu"]
+    assert re.search(rf"/python:{re.escape(version)}(\.\d+)?$", cpu.global_args["BASE_IMAGE"])
+    assert gpu.stage("build").args()["PYTHON_VERSION"] == version
+    assert gpu.global_args["EXPORT_IMAGE"].startswith(f"python:{version}-")
+    for dockerfile in parsed.values():
+        for stage in dockerfile.stages:
+            text = stage.run_text()
+            assert set(re.findall(r"\bpython(3\.\d+)\b", text)) <= {version}, stage.name
+            # Ubuntu 24.04's python3 is 3.12: an unversioned python3 is the distribution's choice.
+            assert not re.search(r"\bpython3\b(?!\.)", text), f"{dockerfile.path.name} {stage.name}"
+    # The GPU interpreter (installed by uv, not apt) travels with the virtualenv.
+    from_build = [(d, s) for f, s, d in copies(gpu.final) if f == "build"]
+    assert ("/opt/python", ["/opt/python"]) in from_build
+    assert "uv python install" in gpu.stage("build").run_text()
+
+
+# -- the GPU provider libraries --------------------------------------------------------------
+
+FOUND = "\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f3a1c000000)\n"
+DRIVER = "\tlibcuda.so.1 => not found\n"
+CUDA_PROVIDER = "libonnxruntime_providers_cuda.so"
+TRT_PROVIDER = "libonnxruntime_providers_tensorrt.so"
+
+ProviderCheck = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def provider_check_run(tmp_path: Path, parsed: dict[str, Dockerfile]) -> ProviderCheck:
+    """Run the GPU build's provider check over fake provider libraries under ``tmp_path``.
+
+    The ARGs reach the script as environment variables, as under BuildKit; ``ldd`` is the real
+    one, or with ``fake`` a stand-in that prints the text given for each library.
+    """
+    gpu = parsed["Dockerfile.gpu"]
+    shell, run = provider_check(gpu)
+    args = gpu.stage("build").args()
+    script = run.text.replace("/opt/embed/", f"{tmp_path}/opt/embed/")
+    capi = tmp_path / f"opt/embed/lib/python{args['PYTHON_VERSION']}/site-packages/onnxruntime/capi"
+    capi.mkdir(parents=True)
+    answers, fake_bin = tmp_path / "ldd-answers", tmp_path / "bin"
+    answers.mkdir()
+    fake_bin.mkdir()
+    (fake_bin / "ldd").write_text(
+        '#!/bin/sh\ncat "$LDD_ANSWERS/$(basename "$1")" 2>/dev/null '
+        '|| { echo "ldd: $1: not a dynamic executable" >&2; exit 1; }\n'
+    )
+    (fake_bin / "ldd").chmod(0o755)
+
+    def check(
+        libraries: dict[str, str | Path], fake: bool = True, **arg_overrides: str
+    ) -> subprocess.CompletedProcess[str]:
+        for name, content in libraries.items():
+            if isinstance(content, Path):
+                shutil.copy(content, capi / name)
+            else:
+                (capi / name).write_bytes(b"\x7fELF")
+                (answers / name).write_text(content)
+        path = f"{fake_bin}:{os.environ['PATH']}" if fake else os.environ["PATH"]
+        env = {**os.environ, **args, **arg_overrides, "PATH": path, "LDD_ANSWERS": str(answers)}
+        return subprocess.run([*shell, script], env=env, capture_output=True, text=True, check=False)
+
+    return check
+
+
+def test_gpu_build_checks_that_the_provider_libraries_load(provider_check_run: ProviderCheck) -> None:
+    """Only the driver's libcuda.so.1 may be missing at build time; the container runtime mounts it."""
+    assert provider_check_run({CUDA_PROVIDER: FOUND + DRIVER, TRT_PROVIDER: FOUND + DRIVER}).returncode == 0
+
+
+def test_gpu_build_fails_on_a_cuda_library_that_does_not_resolve(provider_check_run: ProviderCheck) -> None:
+    result = provider_check_run({CUDA_PROVIDER: FOUND + "\tlibcublasLt.so.12 => not found\n" + DRIVER})
+    assert result.returncode != 0
+    assert "libcublasLt.so.12" in result.stderr and "libcuda.so.1" not in result.stderr
+
+
+def test_gpu_build_checks_the_tensorrt_provider_when_it_ships(provider_check_run: ProviderCheck) -> None:
+    libraries = {CUDA_PROVIDER: FOUND, TRT_PROVIDER: FOUND + "\tlibnvinfer.so.10 => not found\n"}
+    result = provider_check_run(libraries)
+    assert result.returncode != 0 and "libnvinfer.so.10" in result.stderr
+    assert provider_check_run(libraries, TENSORRT_LIBS="").returncode == 0
+
+
+def test_gpu_build_fails_when_the_cuda_provider_is_absent(provider_check_run: ProviderCheck) -> None:
+    result = provider_check_run({TRT_PROVIDER: FOUND})
+    assert result.returncode != 0 and CUDA_PROVIDER in result.stderr
+
+
+def test_gpu_build_check_reads_the_real_ldd(provider_check_run: ProviderCheck) -> None:
+    if shutil.which("ldd") is None:
+        pytest.skip("no ldd here (not glibc)")
+    real = Path(onnxruntime.__file__).parent / "capi" / "libonnxruntime_providers_shared.so"
+    result = provider_check_run({CUDA_PROVIDER: real, TRT_PROVIDER: real}, fake=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("every library it links resolves") == 2

@@ -7,13 +7,14 @@ overlays are rendered with ``kubectl kustomize`` (the kustomize built into kubec
 results checked for what a rollout relies on: probes on routes the server has, a grace
 period longer than preStop + drain, selectors that select, an HPA aimed at the Deployment,
 the API key from a Secret, a locked-down security context, and a GPU variant that asks for
-a GPU.
+a GPU, scales on queue depth and lands only on nodes whose driver runs its CUDA.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -26,7 +27,7 @@ import yaml
 
 from server.app import ROUTES
 from server.metrics import Metrics
-from server.settings import Settings
+from server.settings import Settings, from_sources
 from tests.deploy.dockerfile import parse
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +35,10 @@ K8S = ROOT / "deploy" / "k8s"
 OLDEST, NEWEST = "1.30", kubernetes_validate.latest_version()
 KUSTOMIZE_KINDS = {"Kustomization", "Component"}
 SECRET_WORDS = ("KEY", "TOKEN", "PASSWORD", "SECRET")
+# NVIDIA GPU Feature Discovery's driver-major labels: current, and the deprecated older name.
+GFD_DRIVER_MAJOR = ("nvidia.com/cuda.driver-version.major", "nvidia.com/cuda.driver.major")
+# The oldest NVIDIA driver branch each CUDA base image admits (its NVIDIA_REQUIRE_CUDA).
+MIN_DRIVER = {12: 535, 13: 580}
 
 Doc = dict[str, Any]
 Render = Callable[..., list[Doc]]
@@ -113,11 +118,35 @@ def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
+def node_terms(docs: list[Doc]) -> list[list[Doc]]:
+    """The required node-affinity terms of the pods (ORed), each a list of ANDed expressions."""
+    affinity = one(docs, "Deployment")["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
+    terms = affinity["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    return [term["matchExpressions"] for term in terms]
+
+
+def driver_floor(term: list[Doc]) -> int:
+    """The lowest driver major a node-affinity term admits: 0 when it does not look at the driver."""
+    floors = [
+        int(e["values"][0]) + (1 if e["operator"] == "Gt" else 0)
+        for e in term
+        if e["key"] in GFD_DRIVER_MAJOR and e["operator"] in {"Gt", "In"} and len(e["values"]) == 1
+    ]
+    return max(floors, default=0)
+
+
+def default_cuda_major() -> int:
+    """The CUDA major of Dockerfile.gpu's default base image."""
+    match = re.search(r"nvidia/cuda:(\d+)\.", parse(ROOT / "Dockerfile.gpu").global_args["CUDA_IMAGE"])
+    assert match is not None
+    return int(match.group(1))
+
+
 OVERLAYS = {
     "cpu": (("base",), ()),
     "gpu": (("gpu",), ()),
     "cpu+queue": (("base",), ("components/queue-autoscaling",)),
-    "gpu+queue": (("gpu",), ("components/queue-autoscaling",)),
+    "gpu+cuda13": (("gpu",), ("components/cuda13-driver",)),
 }
 
 
@@ -223,9 +252,33 @@ def test_probes_hit_server_routes_on_the_server_port(rendered: list[Doc]) -> Non
         assert ports.get(get["port"], get["port"]) == port
     startup = c["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 300, "model load + warm-up need minutes"
+    assert c["readinessProbe"]["httpGet"]["path"] != c["livenessProbe"]["httpGet"]["path"]
     assert env["EMBED_HOST"]["value"] == "0.0.0.0"
     service_port = one(rendered, "Service")["spec"]["ports"][0]
     assert service_port["targetPort"] in ports and service_port["port"] == port
+
+
+def test_probes_leave_room_for_a_busy_replica(rendered: list[Doc]) -> None:
+    """A saturated replica answers its probes late, not never: it must stay alive and ready.
+
+    Readiness failing under load would pull capacity exactly when it is needed; liveness
+    failing would restart a healthy replica and drop its queue.
+    """
+    c = container(rendered)
+    live, ready = c["livenessProbe"], c["readinessProbe"]
+    assert live["timeoutSeconds"] >= 5 and ready["timeoutSeconds"] >= 5
+    assert live["periodSeconds"] * live["failureThreshold"] >= 60, "restart only after a minute of silence"
+    assert ready["periodSeconds"] * ready["failureThreshold"] >= 15
+    assert live.get("successThreshold", 1) == 1
+
+
+def test_prometheus_scrapes_metrics_without_the_api_key(rendered: list[Doc]) -> None:
+    """The pods carry Prometheus' scrape annotations, which cannot send a key: /metrics is open."""
+    pod = one(rendered, "Deployment")["spec"]["template"]
+    assert pod["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
+    env = {name: e["value"] for name, e in env_of(container(rendered)).items() if "value" in e}
+    settings = from_sources([], {**env, "EMBED_API_KEY": "k" * 32})
+    assert settings.public_metrics, "with an API key set, /metrics needs it unless EMBED_PUBLIC_METRICS"
 
 
 def test_grace_period_outlasts_prestop_plus_drain(rendered: list[Doc]) -> None:
@@ -318,6 +371,40 @@ def test_gpu_overlay_asks_for_a_gpu_and_serves_fp16(render: Render) -> None:
     ]
     assert terms[0]["matchExpressions"][0]["key"] == "aliyun.accelerator/nvidia_name"
     assert "nvidia.com/gpu" not in container(cpu)["resources"]["limits"]
+
+
+def test_gpu_hpa_scales_on_queue_depth_by_default(render: Render) -> None:
+    hpa = one(render("gpu"), "HorizontalPodAutoscaler")["spec"]
+    pods = [m["pods"] for m in hpa["metrics"] if m["type"] == "Pods"]
+    assert [p["metric"]["name"] for p in pods] == ["embed_queue_requests"]
+    target = float(pods[0]["target"]["averageValue"])
+    cpu_hpa = one(render("base", components=("components/queue-autoscaling",)), "HorizontalPodAutoscaler")
+    cpu_target = next(
+        float(m["pods"]["target"]["averageValue"]) for m in cpu_hpa["spec"]["metrics"] if "pods" in m
+    )
+    assert cpu_target <= target < 0.5 * Settings().max_queue_requests, "scale out well before 429s"
+    assert any(m["type"] == "Resource" for m in hpa["metrics"]), (
+        "CPU: the fallback while the metric is missing"
+    )
+
+
+def test_gpu_overlay_lands_only_where_the_default_image_runs(render: Render) -> None:
+    """CUDA 12 (the default) runs on drivers from 535: any GPU node pool. CUDA 13 needs >= 580."""
+    cuda = default_cuda_major()
+    assert cuda in MIN_DRIVER
+    terms = node_terms(render("gpu"))
+    if cuda == 12:
+        assert terms == [[{"key": "aliyun.accelerator/nvidia_name", "operator": "Exists"}]]
+    else:
+        assert all(driver_floor(term) >= MIN_DRIVER[cuda] for term in terms)
+
+
+def test_cuda13_component_requires_a_580_driver_by_either_gfd_label(render: Render) -> None:
+    docs = render("gpu", components=("components/cuda13-driver",))
+    terms = node_terms(docs)
+    assert [driver_floor(term) for term in terms] == [MIN_DRIVER[13]] * len(GFD_DRIVER_MAJOR)
+    assert sorted(e["key"] for term in terms for e in term) == sorted(GFD_DRIVER_MAJOR)
+    assert container(docs) == container(render("gpu")), "only where the pods run changes"
 
 
 def test_queue_component_scales_on_a_metric_the_server_exports(render: Render) -> None:
