@@ -50,11 +50,14 @@ lint: $(STAMP)
 		$(VENV)/bin/kubernetes-validate --strict --quiet -k 1.30 build/k8s/$$overlay.yaml || exit 1; \
 	done
 
+# Manifests record no machine paths: the peers' checkpoint is named here.
+CHECKPOINT = $$($(PY) -m export.shipped $(MODEL) --print-checkpoint)
+
 bench: model
-	$(PY) -m bench --model $(MODEL_DIR)
+	$(PY) -m bench --model $(MODEL_DIR) --checkpoint "$(CHECKPOINT)"
 
 bench-full: model
-	$(PY) -m bench --model $(MODEL_DIR) --suite full
+	$(PY) -m bench --model $(MODEL_DIR) --checkpoint "$(CHECKPOINT)" --suite full
 
 # The reliability suite at a larger size, printing its figures.
 soak: model

@@ -7,7 +7,9 @@ output names, the max length and the pooling. Token counts come from the directo
 ``max_length``), so every system's tokens/s counts the same tokens.
 
 The peers (sentence-transformers, infinity-emb) load the Hugging Face checkpoint the model
-was exported from: ``--checkpoint``, else the manifest's ``source.path`` when it exists.
+was exported from: ``--checkpoint`` (manifests record no machine paths; ``python -m
+export.shipped NAME --print-checkpoint`` prints a shipped model's), else the ``source.path``
+of a manifest written before that rule, when it exists.
 Its ``config.json`` gives the roofline its layer sizes.
 """
 

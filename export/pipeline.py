@@ -427,7 +427,7 @@ def export_model(
                 output=graph.OUTPUT_NAME,
                 variants=variants,
                 source={
-                    "path": str(checkpoint.path),
+                    "name": checkpoint.path.name,
                     "sha256": source_sha,
                     "files": checkpoint.hashed_files(),
                     "model_type": checkpoint.model_type,

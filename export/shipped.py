@@ -136,7 +136,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Export one of the models shipped as PyPI packages (fp32 and int8, both required).",
     )
     parser.add_argument("name", choices=sorted(SHIPPED), help="shipped model")
-    parser.add_argument("out", type=Path, metavar="OUT_DIR", help="model directory to create")
+    parser.add_argument("out", type=Path, nargs="?", metavar="OUT_DIR", help="model directory to create")
+    parser.add_argument(
+        "--print-checkpoint",
+        action="store_true",
+        help="print the checkpoint directory (materialised if needed) instead of exporting; for "
+        "tools that need the checkpoint, since manifests record no machine paths",
+    )
     parser.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
     parser.add_argument(
         "--cache-dir",
@@ -145,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"where reassembled checkpoints live (default {DEFAULT_CACHE})",
     )
     args = parser.parse_args(argv)
+    if args.print_checkpoint:
+        return run_to_exit_code(lambda: print(checkpoint_dir(args.name, args.cache_dir)))
+    if args.out is None:
+        parser.error("OUT_DIR is required unless --print-checkpoint is given")
     # Set before transformers is first imported (by the pipeline import below).
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # noqa: TID251 - this is the package's CLI edge
     from export.pipeline import ExportOptions, export_model

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import signal
 import socket
 import sys
@@ -16,12 +17,14 @@ from collections.abc import Sequence
 from types import FrameType
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from server import routes
 from server.app import create_app
 from server.engine import Engine
 from server.errors import StartupError, Unavailable
 from server.metrics import Metrics
+from server.protocol import ConnectionLimits, protocol_class
 from server.settings import Settings, SettingsError, from_sources
 
 log = logging.getLogger("server")
@@ -72,6 +75,53 @@ class DrainingServer(uvicorn.Server):
         log.warning("drain grace period ending: %d queued request(s) answered 503", count)
 
 
+# File descriptors kept free of client connections: model files, logs, the listener, pipes.
+_RESERVED_FDS = 64
+
+
+def connection_cap(requested: int) -> int:
+    """``requested`` connections, lowered to what the open-file limit allows (raised to the hard
+    limit first): past the limit ``accept`` fails and even liveness probes cannot connect."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = requested + _RESERVED_FDS
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft == resource.RLIM_INFINITY:
+        return requested
+    cap = max(1, min(requested, soft - _RESERVED_FDS))
+    if cap < requested:
+        log.warning("open-file limit %d: serving at most %d connections (not %d)", soft, cap, requested)
+    return cap
+
+
+def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
+    """The one uvicorn configuration, for ``python -m server`` and the tests' live servers.
+
+    uvicorn's own concurrency limit is off: it counts idle connections and answers plain
+    text. The app limits requests in flight; :mod:`server.protocol` bounds connections.
+    """
+    limits = ConnectionLimits(
+        header_timeout=settings.header_timeout, max_connections=connection_cap(settings.max_connections)
+    )
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        http=protocol_class(limits),
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_keep_alive=settings.timeout_keep_alive,
+        limit_concurrency=None,
+        timeout_graceful_shutdown=int(max(1, settings.drain_timeout)),
+        server_header=False,
+    )
+
+
 def serve(settings: Settings) -> int:
     """Load and warm the model, then serve until told to stop; returns the exit code.
 
@@ -85,19 +135,7 @@ def serve(settings: Settings) -> int:
         print(f"error: cannot serve {settings.model}: {exc}", file=sys.stderr)
         return 2
     app = create_app(settings, lambda _settings, _metrics: engine, metrics)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,
-        timeout_keep_alive=settings.timeout_keep_alive,
-        limit_concurrency=settings.limit_concurrency,
-        timeout_graceful_shutdown=int(max(1, settings.drain_timeout)),
-        h11_max_incomplete_event_size=64 * 1024,
-        server_header=False,
-    )
-    server = DrainingServer(config, app.state.embed)
+    server = DrainingServer(uvicorn_config(app, settings), app.state.embed)
     server.run()
     return 0 if server.started else 1
 

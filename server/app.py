@@ -18,46 +18,86 @@ from typing import Any
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server import routes, schemas
-from server.engine import Engine, __version__
+from server import routes
+from server.engine import Engine
 from server.errors import (
+    ClientGone,
     EmbedError,
     InferenceFailed,
+    MethodNotAllowed,
     NotFound,
+    Saturated,
     StartupError,
     ValidationError,
     openai_body,
     tei_body,
 )
 from server.metrics import Metrics
+from server.openapi import openapi
 from server.settings import Settings
 
 log = logging.getLogger("server.app")
 
 EngineLoader = Callable[[Settings, Metrics], Engine]
-_REJECT_REASONS = {401: "unauthorized", 413: "payload", 422: "validation", 429: "queue_full"}
+_REJECT_REASONS = {408: "timeout", 413: "payload", 415: "validation", 422: "validation", 429: "queue_full"}
 
 
 def _route_label(path: str) -> str:
     return path if path in _KNOWN_PATHS else "other"
 
 
-class RequestContext:
-    """Pure ASGI middleware: ``x-request-id`` on every response, request counts, in-flight gauge."""
+# Probes and scrapes are never refused by the in-flight limit: an operator must be able to
+# see a saturated server, and liveness must not fail because the server is busy.
+_UNLIMITED_PATHS = frozenset({"/health", "/health/live", "/health/ready", "/ready", "/metrics"})
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+
+class RequestContext:
+    """Pure ASGI middleware around every request.
+
+    - ``x-request-id`` on every response; request counts by route and status; in-flight gauge.
+    - The in-flight limits: past ``limit_concurrency`` requests in progress (being read,
+      queued or running), or past ``max_body_bytes_in_flight`` bytes of their bodies (each
+      reserved at its Content-Length, else at the payload limit, until it is answered), a
+      request gets a 503 + ``Retry-After`` in its API's envelope. Memory follows the bodies.
+      Connections without a request never count (idle sockets are the protocol's concern).
+    - While draining, every response carries ``Connection: close``, so keep-alive clients
+      reconnect (to another replica) instead of sending into a closing socket.
+    """
+
+    def __init__(self, app: ASGIApp, state: routes.State) -> None:
         self.app = app
-        self.metrics = metrics
+        self.state = state
+        self.limited = 0
+        self.body_bytes = 0
+
+    def _body_reservation(self, scope: Scope) -> int:
+        """Bytes of body this request may bring: its Content-Length, else the payload limit."""
+        if scope["method"] in ("GET", "HEAD"):
+            return 0
+        limit = self.state.settings.max_payload_bytes
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        return min(int(declared), limit) if declared.isdigit() else limit
+
+    def _refusal(self, body: int) -> Saturated | None:
+        settings = self.state.settings
+        if self.limited >= settings.limit_concurrency:
+            why = f"{self.limited} requests are in progress, the most this server takes"
+        elif self.body_bytes and self.body_bytes + body > settings.max_body_bytes_in_flight:
+            why = f"{self.body_bytes} bytes of request bodies are in progress, the most this server holds"
+        else:
+            return None
+        return Saturated(f"{why}; retry shortly", retry_after=1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        metrics = self.state.metrics
         incoming = dict(scope["headers"]).get(b"x-request-id", b"")
         request_id = incoming[:128] if incoming else uuid.uuid4().hex.encode()
         scope.setdefault("state", {})["request_id"] = request_id.decode("latin-1")
@@ -67,32 +107,54 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
+                extra = [(b"x-request-id", request_id)]
+                if self.state.draining:
+                    extra.append((b"connection", b"close"))
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
-        self.metrics.inflight.inc()
+        path = scope["path"]
+        limited = path not in _UNLIMITED_PATHS
+        body = self._body_reservation(scope) if limited else 0
+        metrics.inflight.inc()
         try:
-            await self.app(scope, receive, send_with_id)
+            refusal = self._refusal(body) if limited else None
+            if refusal is not None:
+                metrics.rejected.labels("concurrency").inc()
+                await _response(path, refusal)(scope, receive, send_with_id)
+                return
+            self.limited += limited
+            self.body_bytes += body
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                self.limited -= limited
+                self.body_bytes -= body
         finally:
-            self.metrics.inflight.dec()
-            self.metrics.requests.labels(_route_label(scope["path"]), str(status)).inc()
+            metrics.inflight.dec()
+            metrics.requests.labels(_route_label(path), str(status)).inc()
 
 
-def _render(request: Request, error: EmbedError) -> Response:
-    openai_family = request.url.path.startswith("/v1/")
-    body = openai_body(error) if openai_family else tei_body(error)
+def _response(path: str, error: EmbedError) -> Response:
+    body = openai_body(error) if path.startswith("/v1/") else tei_body(error)
     return Response(
         orjson.dumps(body), status_code=error.status, media_type="application/json", headers=error.headers()
     )
 
 
+def _render(request: Request, error: EmbedError) -> Response:
+    return _response(request.url.path, error)
+
+
 async def _on_embed_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, EmbedError)
     state: routes.State = request.app.state.embed
-    reason = _REJECT_REASONS.get(exc.status)
-    if reason and reason not in ("unauthorized",):
+    reason = exc.reason or _REJECT_REASONS.get(exc.status)
+    if reason:
         state.metrics.rejected.labels(reason).inc()
-    if exc.status >= 500:
+    if isinstance(exc, ClientGone):
+        log.debug("request %s: %s", request.scope.get("state", {}).get("request_id"), exc.message)
+    elif exc.status >= 500:
         log.warning("request %s failed: %s", request.scope.get("state", {}).get("request_id"), exc.message)
     return _render(request, exc)
 
@@ -101,10 +163,17 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
         return _render(request, NotFound(f"no route {request.url.path}; see /openapi.json"))
-    error = ValidationError(f"{request.method} is not allowed on {request.url.path}")
-    response = _render(request, error)
+    if exc.status_code == 405:
+        allow = ", ".join(sorted((exc.headers or {}).get("Allow", "").split(", ")))
+        message = f"{request.method} is not allowed on {request.url.path}; use {allow}"
+        return _render(request, MethodNotAllowed(message, allow=allow))
+    response = _render(request, ValidationError(str(exc.detail)))
     response.status_code = exc.status_code
     return response
+
+
+async def _on_client_disconnect(request: Request, exc: Exception) -> Response:
+    return await _on_embed_error(request, ClientGone("the client disconnected while sending its body"))
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
@@ -144,9 +213,7 @@ def create_app(
         except StartupError as exc:
             log.error("cannot serve %s: %s", settings.model, exc)
             raise
-        state.openapi = schemas.openapi(
-            state.engine.manifest.dims, settings.max_client_batch_size, __version__
-        )
+        state.openapi = openapi(ROUTES, state.engine, secured=bool(state.api_key))
         state.ready = True
         log.info(
             "ready in %.1fs on http://%s:%d", time.perf_counter() - started, settings.host, settings.port
@@ -162,9 +229,10 @@ def create_app(
     handlers: dict[Any, Any] = {
         EmbedError: _on_embed_error,
         HTTPException: _on_http_error,
+        ClientDisconnect: _on_client_disconnect,
         Exception: _on_unexpected,
     }
     app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers=handlers)
     app.state.embed = state
-    app.add_middleware(RequestContext, metrics=metrics)
+    app.add_middleware(RequestContext, state=state)
     return app

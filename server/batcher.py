@@ -23,7 +23,8 @@ Flow::
   batch per session). A prefetched bulk batch that finds interactive work waiting goes back
   to the queue, unless it was bulk's owed turn, so a query waits for at most the batch
   already running and bulk still gets its share.
-- Admission is bounded in requests and in queued tokens; a full queue raises
+- Admission is bounded in requests and in queued tokens, of which bulk work may take all
+  but :data:`INTERACTIVE_RESERVE`; a full queue raises
   :class:`Overloaded` at once with a Retry-After estimate from the measured throughput, and
   a request whose deadline the work ahead of it would outlast (queued tokens / measured
   tokens per second) gets :class:`DeadlineExceeded` at once instead of timing out later.
@@ -38,6 +39,7 @@ import bisect
 import heapq
 import itertools
 import logging
+import math
 import queue
 import threading
 import time
@@ -58,6 +60,8 @@ MIN_EFFICIENCY = 0.8
 # Batches draw from at most this many budgets' worth of the oldest queued tokens, so that
 # requests finish roughly in arrival order instead of all at once when the queue drains.
 HORIZON_BATCHES = 4
+INTERACTIVE_RESERVE = 0.1
+"""Share of the queue bounds kept for interactive requests (bulk is refused before it)."""
 INTERACTIVE, BULK = 0, 1
 _QUEUED, _TAKEN, _DROPPED = 0, 1, 2
 
@@ -306,10 +310,8 @@ class Batcher:
                     f"{timeout:.1f}s; retry later",
                     retry_after=min(60.0, max(1.0, wait - timeout)),
                 )
-            if self._jobs and (
-                self._jobs + 1 > self.limits.max_queue_requests
-                or queued + tokens > self.limits.max_queue_tokens
-            ):
+            max_requests, max_tokens = self._admission_bounds(lane)
+            if self._jobs and (self._jobs + 1 > max_requests or queued + tokens > max_tokens):
                 raise Overloaded(
                     f"the queue is full ({self._jobs} requests, {queued} tokens waiting); retry later",
                     retry_after=self._retry_after(queued),
@@ -322,6 +324,18 @@ class Batcher:
             self._cond.notify()
         job.future.add_done_callback(lambda _f: self._finished(job))
         return job
+
+    def _admission_bounds(self, lane: int) -> tuple[int, int]:
+        """Queue bounds (requests, tokens) for a new request of ``lane``: bulk work may fill
+        all but :data:`INTERACTIVE_RESERVE` of the queue, so a query is still admitted when
+        ingest has filled it."""
+        requests, tokens = self.limits.max_queue_requests, self.limits.max_queue_tokens
+        if lane == INTERACTIVE:
+            return requests, tokens
+        return (
+            requests - max(1, math.ceil(INTERACTIVE_RESERVE * requests)),
+            tokens - max(self.limits.interactive_max_tokens, math.ceil(INTERACTIVE_RESERVE * tokens)),
+        )
 
     def cancel(self, job: Job) -> None:
         """Drop a job's items that are still queued (client gone or deadline passed)."""

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -21,7 +22,14 @@ import numpy.typing as npt
 from server import pooling
 from server.batcher import Batch, Batcher, Limits, Session
 from server.collate import padding_ratio
-from server.errors import DeadlineExceeded, PayloadTooLarge, StartupError, Unavailable, ValidationError
+from server.errors import (
+    ClientGone,
+    DeadlineExceeded,
+    PayloadTooLarge,
+    StartupError,
+    TokenizerBusy,
+    ValidationError,
+)
 from server.manifest import Manifest, ManifestError, load
 from server.metrics import Metrics
 from server.session import OrtSession, SessionConfig, choose_variant, cpu_count, cuda_available
@@ -31,8 +39,18 @@ from server.tokenizer import Direction, Encoded, Tokenizer
 log = logging.getLogger("server.engine")
 
 F32 = npt.NDArray[np.float32]
+_T = TypeVar("_T")
 __version__ = "0.1.0"
 CPU_BATCH_TOKENS = 2048
+TOKENIZE_WORKERS = 2
+INLINE_TOKENIZE_CHARS = 4096
+"""Requests of at most this many characters are tokenized on the event loop (tens of
+microseconds): a query never waits behind bulk tokenization in the pool."""
+TOKENIZE_BACKLOG_BODIES = 4
+"""Characters waiting for or in the tokenizer pool are bounded by this many maximum-size
+bodies; past that a request is refused with 429 before any work is done for it."""
+MAX_TOKENIZE_TOKENS = 16384
+"""Most tokens one ``/tokenize`` response lists (about 1 MB of JSON); more is a 413."""
 
 
 class ModelLoadError(StartupError):
@@ -67,6 +85,18 @@ class EmbedOptions:
     normalize: bool = True
     dimensions: int | None = None
     prompt_name: str | None = None
+
+
+@dataclass(slots=True)
+class Token:
+    """One token of a ``/tokenize`` answer; ``start``/``stop`` are character offsets
+    (None for special tokens). orjson renders it as an object."""
+
+    id: int
+    text: str
+    special: bool
+    start: int | None
+    stop: int | None
 
 
 @dataclass
@@ -109,7 +139,9 @@ class Engine:
             bulk_share=settings.bulk_share,
         )
         self.batcher = Batcher(sessions, self.limits, tokenizer.pad_id, manifest.dims, observe=self._observe)
-        self._tokenize_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tokenize")
+        self._tokenize_pool = ThreadPoolExecutor(max_workers=TOKENIZE_WORKERS, thread_name_prefix="tokenize")
+        self._backlog_chars = 0
+        self._max_backlog_chars = TOKENIZE_BACKLOG_BODIES * settings.max_payload_bytes
 
     @classmethod
     def load(cls, settings: Settings, metrics: Metrics) -> Engine:
@@ -190,17 +222,110 @@ class Engine:
         return [prompt + text for text in texts]
 
     async def tokenize(
-        self, texts: Sequence[str], options: EmbedOptions, with_offsets: bool = False
+        self,
+        texts: Sequence[str],
+        options: EmbedOptions,
+        *,
+        deadline: float | None = None,
+        gone: asyncio.Future[Any] | None = None,
     ) -> Encoded:
-        """Tokenize in a thread pool (Rust releases the GIL); too long and no truncation -> 413."""
+        """Token ids of ``texts``: small requests inline, large ones in the bounded pool.
+
+        Raises PayloadTooLarge (too long and no truncation), TokenizerBusy (pool backlog
+        full), DeadlineExceeded (``deadline``, a ``time.monotonic()`` value, passed before
+        the work began) and ClientGone (``gone`` resolved first).
+        """
         prompted = self._prompted(texts, options.prompt_name)
+
+        def work() -> Encoded:
+            return self.tokenizer.encode(prompted, truncate=options.truncate, direction=options.direction)
+
+        chars = sum(len(text) for text in prompted)
+        if chars <= INLINE_TOKENIZE_CHARS:
+            return work()
+        return await self._offload(work, chars, deadline, gone)
+
+    async def tokens(
+        self,
+        texts: Sequence[str],
+        options: EmbedOptions,
+        *,
+        add_special_tokens: bool,
+        gone: asyncio.Future[Any] | None = None,
+    ) -> list[list[Token]]:
+        """Per input, its tokens with text and character offsets (``/tokenize``), built in the
+        pool; 413 past :data:`MAX_TOKENIZE_TOKENS` tokens in all."""
+        prompted = self._prompted(texts, options.prompt_name)
+
+        def work() -> list[list[Token]]:
+            encoded = self.tokenizer.encode(
+                prompted, truncate=options.truncate, direction=options.direction, with_offsets=True
+            )
+            if encoded.total_tokens > MAX_TOKENIZE_TOKENS:
+                raise PayloadTooLarge(
+                    f"the inputs have {encoded.total_tokens} tokens; /tokenize lists at most "
+                    f"{MAX_TOKENIZE_TOKENS} per request (split the request)",
+                    param="inputs",
+                )
+            assert encoded.offsets is not None and encoded.special is not None
+            text_of = self.tokenizer.id_to_token
+            return [
+                [
+                    Token(i, text_of(i), bool(s), None if s else start, None if s else stop)
+                    for i, (start, stop), s in zip(ids.tolist(), offsets, special, strict=True)
+                    if add_special_tokens or not s
+                ]
+                for ids, offsets, special in zip(encoded.ids, encoded.offsets, encoded.special, strict=True)
+            ]
+
+        return await self._offload(work, sum(len(text) for text in prompted), None, gone)
+
+    async def _offload(
+        self,
+        work: Callable[[], _T],
+        chars: int,
+        deadline: float | None,
+        gone: asyncio.Future[Any] | None,
+    ) -> _T:
+        """Run ``work`` in the tokenizer pool, within the backlog bound; skip it if the client
+        left or the deadline passed before a worker picked it up."""
+        if self._backlog_chars and self._backlog_chars + chars > self._max_backlog_chars:
+            raise TokenizerBusy(
+                f"{self._backlog_chars} characters are waiting to be tokenized; retry shortly",
+                retry_after=1,
+            )
+        abandoned = threading.Event()
+
+        def guarded() -> _T:
+            if abandoned.is_set():
+                raise ClientGone("abandoned before tokenization")
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeadlineExceeded("the request's deadline passed before it was tokenized", retry_after=1)
+            return work()
+
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._tokenize_pool,
-            lambda: self.tokenizer.encode(
-                prompted, truncate=options.truncate, direction=options.direction, with_offsets=with_offsets
-            ),
-        )
+        self._backlog_chars += chars
+
+        def release(_: object) -> None:
+            loop.call_soon_threadsafe(self._release_backlog, chars)
+
+        pending = self._tokenize_pool.submit(guarded)
+        pending.add_done_callback(release)
+        result = asyncio.wrap_future(pending)
+        watched: set[asyncio.Future[Any]] = {result} if gone is None else {result, gone}
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        done, _ = await asyncio.wait(watched, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if result in done:
+            return result.result()
+        abandoned.set()
+        pending.cancel()
+        result.cancel()
+        if gone is not None and gone in done:
+            raise ClientGone("the client disconnected before its request was tokenized")
+        raise DeadlineExceeded("the request's deadline passed before it was tokenized", retry_after=1)
+
+    def _release_backlog(self, chars: int) -> None:
+        self._backlog_chars -= chars
 
     async def embed(
         self,
@@ -210,16 +335,31 @@ class Engine:
         timeout: float,
         disconnected: Callable[[], Awaitable[Any]] | None = None,
     ) -> Embedded:
-        """Embed ``texts`` in order. Raises the errors of errors.py (429, 503, 413, 500)."""
+        """Embed ``texts`` in order. Raises the errors of errors.py (429, 503, 413, 500, 499).
+
+        ``timeout`` bounds the wait before the work starts (tokenizer pool and queue);
+        ``disconnected`` resolves when the client goes away, and its work is then dropped.
+        """
         if options.dimensions is not None and not 1 <= options.dimensions <= self.manifest.dims:
             raise ValidationError(
                 f"dimensions must be between 1 and {self.manifest.dims}", param="dimensions"
             )
+        gone = asyncio.ensure_future(disconnected()) if disconnected is not None else None
+        try:
+            return await self._embed(texts, options, timeout, gone)
+        finally:
+            if gone is not None and not gone.done():
+                gone.cancel()
+
+    async def _embed(
+        self, texts: Sequence[str], options: EmbedOptions, timeout: float, gone: asyncio.Future[Any] | None
+    ) -> Embedded:
         timings = Timings()
         start = time.perf_counter()
-        encoded = await self.tokenize(texts, options)
+        deadline = time.monotonic() + timeout
+        encoded = await self.tokenize(texts, options, deadline=deadline, gone=gone)
         timings.tokenize = time.perf_counter() - start
-        remaining = timeout - timings.tokenize
+        remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise DeadlineExceeded("the request's deadline passed during tokenization", retry_after=1)
         loop = asyncio.get_running_loop()
@@ -231,7 +371,7 @@ class Engine:
         self.metrics.queue_requests.set(self.batcher.queued_requests)
         self.metrics.queue_tokens.set(self.batcher.queued_tokens)
         try:
-            await self._wait(job.future, remaining, disconnected)
+            await self._wait(job.future, remaining, gone)
         except BaseException:
             self.batcher.cancel(job)
             raise
@@ -246,23 +386,15 @@ class Engine:
         return Embedded(vectors=vectors, tokens=encoded.total_tokens, timings=timings)
 
     async def _wait(
-        self, future: asyncio.Future[F32], timeout: float, disconnected: Callable[[], Awaitable[Any]] | None
+        self, future: asyncio.Future[F32], timeout: float, gone: asyncio.Future[Any] | None
     ) -> None:
-        watchers: set[asyncio.Future[Any]] = {future}
-        gone: asyncio.Future[Any] | None = None
-        if disconnected is not None:
-            gone = asyncio.ensure_future(disconnected())
-            watchers.add(gone)
-        try:
-            done, _ = await asyncio.wait(watchers, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if gone is not None and not gone.done():
-                gone.cancel()
+        watchers: set[asyncio.Future[Any]] = {future} if gone is None else {future, gone}
+        done, _ = await asyncio.wait(watchers, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         if future in done:
             future.result()
             return
         if gone is not None and gone in done:
-            raise Unavailable("the client disconnected before its request ran")
+            raise ClientGone("the client disconnected before its request ran")
         self.metrics.rejected.labels("deadline").inc()
         raise DeadlineExceeded(
             f"the request waited longer than its deadline of {timeout:.1f}s in the queue; retry later "
@@ -326,6 +458,6 @@ class Engine:
             "max_batch_requests": self.limits.max_batch_size,
             "max_concurrent_requests": self.limits.max_queue_requests,
             "max_queue_tokens": self.limits.max_queue_tokens,
-            "tokenization_workers": 2,
+            "tokenization_workers": TOKENIZE_WORKERS,
             "version": __version__,
         }

@@ -5,11 +5,17 @@
     EmbedError                    (status, error_type)
     ├── ValidationError           422 Validation      bad JSON, types, empty input, bad dimensions
     ├── PayloadTooLarge           413 Validation      too many inputs, body too big, text too long
+    ├── UnsupportedMediaType      415 Validation      a JSON route's body is not declared application/json
+    ├── BodyTimeout               408 Validation      the body did not arrive within body_timeout
     ├── Unauthorized              401 Unauthorized    missing or wrong API key
-    ├── NotFound                  404 NotFound        unknown route or prompt name
+    ├── NotFound                  404 NotFound        unknown route
+    ├── MethodNotAllowed          405 Validation      known route, wrong method (Allow header)
     ├── Overloaded                429 Overloaded      queue full (Retry-After)
+    │   └── TokenizerBusy         429 Overloaded      tokenizer backlog full (Retry-After)
     ├── DeadlineExceeded          503 Overloaded      request waited past its deadline (Retry-After)
+    ├── Saturated                 503 Overloaded      too many requests in progress (Retry-After)
     ├── Unavailable               503 Unhealthy       not ready yet, or draining for shutdown
+    ├── ClientGone                499 ClientClosed    the client went away first (nobody reads it)
     └── InferenceFailed           500 Backend         the model run failed; only that batch fails
 
 :class:`StartupError` is apart from the tree: a model directory, tokenizer or execution
@@ -31,6 +37,8 @@ class EmbedError(Exception):
     status: ClassVar[int] = 500
     error_type: ClassVar[str] = "Backend"
     openai_type: ClassVar[str] = "server_error"
+    reason: ClassVar[str | None] = None
+    """The ``embed_rejected`` label when it is not the status's usual one (app.py)."""
 
     def __init__(self, message: str, *, param: str | None = None, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -56,6 +64,18 @@ class PayloadTooLarge(EmbedError):
     openai_type = "invalid_request_error"
 
 
+class UnsupportedMediaType(EmbedError):
+    status = 415
+    error_type = "Validation"
+    openai_type = "invalid_request_error"
+
+
+class BodyTimeout(EmbedError):
+    status = 408
+    error_type = "Validation"
+    openai_type = "invalid_request_error"
+
+
 class Unauthorized(EmbedError):
     status = 401
     error_type = "Unauthorized"
@@ -68,16 +88,47 @@ class NotFound(EmbedError):
     openai_type = "invalid_request_error"
 
 
+class MethodNotAllowed(EmbedError):
+    status = 405
+    error_type = "Validation"
+    openai_type = "invalid_request_error"
+
+    def __init__(self, message: str, *, allow: str) -> None:
+        super().__init__(message)
+        self.allow = allow
+
+    def headers(self) -> dict[str, str]:
+        return {"allow": self.allow}
+
+
 class Overloaded(EmbedError):
     status = 429
     error_type = "Overloaded"
     openai_type = "rate_limit_error"
 
 
+class TokenizerBusy(Overloaded):
+    reason = "tokenizer_busy"
+
+
 class DeadlineExceeded(EmbedError):
     status = 503
     error_type = "Overloaded"
     openai_type = "server_error"
+
+
+class Saturated(EmbedError):
+    status = 503
+    error_type = "Overloaded"
+    openai_type = "server_error"
+
+
+class ClientGone(EmbedError):
+    """The client disconnected before its answer; a client event, never counted as a 5xx."""
+
+    status = 499
+    error_type = "ClientClosed"
+    openai_type = "invalid_request_error"
 
 
 class Unavailable(EmbedError):

@@ -14,7 +14,9 @@ and ``manifest.json``. The manifest is the single description of how to run them
 - ``inputs`` / ``output``: the graph's input names (``input_ids``, ``attention_mask`` and
   optionally ``token_type_ids``) and the name of the output to read;
 - ``variants``: per precision, the file, its SHA-256, the execution target it was built
-  for and the parity figures that let it ship.
+  for and the parity figures that let it ship;
+- ``source``: the checkpoint's identity (directory base ``name``, content ``sha256``, file
+  names, architecture), never a machine path: ``/info`` shows it to clients.
 
 Readers get a :class:`ManifestError` whose message says what is wrong and how to fix it.
 """
@@ -24,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any, Literal, get_args
 
 FORMAT_VERSION = 1
@@ -170,6 +172,17 @@ def _parse_variant(name: str, data: Any, where: str) -> Variant:
     )
 
 
+def _path_free(source: Any) -> dict[str, Any]:
+    """``source`` without the checkpoint's filesystem ``path`` that older exports recorded:
+    only its base name is kept, as ``name``."""
+    data = dict(source) if isinstance(source, dict) else {}
+    path = data.pop("path", None)
+    if isinstance(path, str) and "name" not in data:
+        # PureWindowsPath splits on both separators, so a path written on either OS is cut.
+        data["name"] = PureWindowsPath(path).name
+    return data
+
+
 def parse(data: Any, where: str = MANIFEST_FILE) -> Manifest:
     """Validate a decoded manifest and build a :class:`Manifest`."""
     if not isinstance(data, dict):
@@ -205,7 +218,7 @@ def parse(data: Any, where: str = MANIFEST_FILE) -> Manifest:
         inputs=inputs,
         output=_require(data, "output", str, where),
         variants={k: _parse_variant(k, v, where) for k, v in variants_data.items()},
-        source=dict(data.get("source", {})),
+        source=_path_free(data.get("source", {})),
         prompts=dict(prompts),
         opset=int(data.get("opset", 17)),
         versions={str(k): str(v) for k, v in data.get("versions", {}).items()},

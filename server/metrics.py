@@ -11,7 +11,17 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 STAGES = ("tokenize", "queue", "inference", "postprocess", "total")
-REJECT_REASONS = ("queue_full", "deadline", "draining", "payload", "unauthorized", "validation")
+REJECT_REASONS = (
+    "queue_full",
+    "deadline",
+    "draining",
+    "payload",
+    "unauthorized",
+    "validation",
+    "concurrency",
+    "tokenizer_busy",
+    "timeout",
+)
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 

@@ -6,6 +6,7 @@ app.py, in the envelope of the route's API family.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import math
 from dataclasses import dataclass, field
@@ -18,7 +19,14 @@ from starlette.responses import JSONResponse, Response
 
 from server import schemas
 from server.engine import Embedded, Engine
-from server.errors import PayloadTooLarge, Unauthorized, Unavailable, ValidationError
+from server.errors import (
+    BodyTimeout,
+    PayloadTooLarge,
+    Unauthorized,
+    Unavailable,
+    UnsupportedMediaType,
+    ValidationError,
+)
 from server.metrics import Metrics
 from server.settings import Settings
 
@@ -65,17 +73,40 @@ def authorize(request: Request, state: State) -> None:
         raise Unauthorized("missing or wrong API key; send `Authorization: Bearer <key>`")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it exceeds ``limit`` bytes."""
+def is_json(content_type: str) -> bool:
+    """``application/json`` or ``application/*+json``, parameters (``charset``) allowed."""
+    mime = content_type.partition(";")[0].strip().lower()
+    return mime == JSON or (mime.startswith("application/") and mime.endswith("+json"))
+
+
+async def read_body(request: Request, settings: Settings) -> bytes:
+    """The JSON request body: 415 unless declared JSON, 413 as soon as it exceeds
+    ``max_payload_bytes``, 408 when it takes longer than ``body_timeout`` to arrive.
+
+    A missing Content-Type is refused too: a browser sends ``text/plain``, form types or none
+    at all on a cross-origin request without a CORS preflight, and must not get embeddings.
+    """
+    content_type = request.headers.get("content-type", "")
+    if not is_json(content_type):
+        raise UnsupportedMediaType(
+            f"Content-Type {content_type or '(none)'} is not accepted; send the body as {JSON}"
+        )
+    limit = settings.max_payload_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body has {declared} bytes; the limit is {limit}")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body is larger than the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(settings.body_timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"the body is larger than the limit of {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTimeout(
+            f"the body did not arrive within {settings.body_timeout:.0f}s; send it at once"
+        ) from None
     return b"".join(chunks)
 
 
@@ -103,7 +134,7 @@ async def _embed(request: Request, parse: Any) -> tuple[State, Engine, schemas.E
     state = _state(request)
     authorize(request, state)
     engine = _engine(state)
-    body = await read_body(request, state.settings.max_payload_bytes)
+    body = await read_body(request, state.settings)
     parsed: schemas.EmbedRequest = parse(body, _limits(engine))
     if state.settings.strict_model and parsed.model not in (None, engine.model_name):
         raise ValidationError(
@@ -148,31 +179,14 @@ async def tokenize(request: Request) -> Response:
     state = _state(request)
     authorize(request, state)
     engine = _engine(state)
-    parsed = schemas.parse_tokenize(
-        await read_body(request, state.settings.max_payload_bytes), _limits(engine)
-    )
-    encoded = await engine.tokenize(parsed.texts, parsed.options, with_offsets=True)
-    assert encoded.offsets is not None and encoded.special is not None
-    out = []
-    for ids, offsets, special in zip(encoded.ids, encoded.offsets, encoded.special, strict=True):
-        out.append(
-            [
-                {
-                    "id": int(i),
-                    "text": engine.tokenizer.id_to_token(int(i)),
-                    "special": bool(s),
-                    "start": None if s else start,
-                    "stop": None if s else stop,
-                }
-                for i, (start, stop), s in zip(ids.tolist(), offsets, special, strict=True)
-                if parsed.add_special_tokens or not s
-            ]
-        )
-    return Response(orjson.dumps(out[0] if parsed.single else out), media_type=JSON)
+    parsed = schemas.parse_tokenize(await read_body(request, state.settings), _limits(engine))
+    tokens = await engine.tokens(parsed.texts, parsed.options, add_special_tokens=parsed.add_special_tokens)
+    return Response(orjson.dumps(tokens[0] if parsed.single else tokens), media_type=JSON)
 
 
 async def info(request: Request) -> Response:
     state = _state(request)
+    authorize(request, state)
     if state.engine is None:
         raise Unavailable("the model is still loading", retry_after=1)
     return Response(orjson.dumps(state.engine.info()), media_type=JSON)
@@ -187,28 +201,25 @@ def _readiness(state: State) -> tuple[bool, str]:
         return False, "draining"
     if state.engine is None or not state.ready:
         return False, "loading"
-    engine = state.engine
-    limits = engine.limits
-    if (
-        engine.batcher.queued_requests >= 0.9 * limits.max_queue_requests
-        or engine.batcher.queued_tokens >= 0.9 * limits.max_queue_tokens
-    ):
-        return False, "queue above its high-water mark"
     return True, "ready"
 
 
 async def ready(request: Request) -> Response:
-    """200 when loaded, warm, not draining and the queue is below its high-water mark."""
+    """200 when loaded, warm and not draining. A full queue does not make a replica unready:
+    every replica would leave the Service at once under a burst, and callers would get
+    connection refusals instead of 429 + Retry-After (saturation is for the HPA and 429s)."""
     ok, why = _readiness(_state(request))
     return JSONResponse({"status": why}, status_code=200 if ok else 503)
 
 
 async def metrics(request: Request) -> Response:
     state = _state(request)
-    if state.settings.metrics_require_key:
+    if not state.settings.public_metrics:
         authorize(request, state)
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 async def openapi(request: Request) -> Response:
-    return Response(orjson.dumps(_state(request).openapi), media_type=JSON)
+    state = _state(request)
+    authorize(request, state)
+    return Response(orjson.dumps(state.openapi), media_type=JSON)

@@ -1,8 +1,9 @@
-"""Request parsing and validation (orjson), response rendering, and the OpenAPI document.
+"""Request parsing and validation (orjson) and response rendering.
 
 Validation lives here once: handlers call ``parse_*`` and get a typed request or an
 :class:`~server.errors.EmbedError` naming the field and what is allowed. Unknown fields
 are ignored (clients such as ES and the openai SDK send extras like ``user``).
+:mod:`server.openapi` describes exactly what these parsers accept: change both together.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from server.engine import EmbedOptions
 from server.errors import PayloadTooLarge, ValidationError
 
 F32 = npt.NDArray[np.float32]
+DIRECTIONS = ("right", "left", "Right", "Left")
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,8 @@ def _dimensions(data: dict[str, Any], limits: Limits) -> int | None:
     value = data.get("dimensions")
     if value is None:
         return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON Schema's integer: 8.0 is 8
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limits.dims:
         raise ValidationError(
             f"`dimensions` must be an integer from 1 to {limits.dims}, got {value!r}", param="dimensions"
@@ -127,9 +131,10 @@ def _dimensions(data: dict[str, Any], limits: Limits) -> int | None:
 
 def _options(data: dict[str, Any], limits: Limits) -> EmbedOptions:
     direction = data.get("truncation_direction", "right")
-    if not isinstance(direction, str) or direction.lower() not in ("right", "left"):
+    if direction not in DIRECTIONS:
         raise ValidationError(
-            '`truncation_direction` must be "right" or "left"', param="truncation_direction"
+            '`truncation_direction` must be "right" or "left" (TEI also spells them "Right", "Left")',
+            param="truncation_direction",
         )
     prompt_name = data.get("prompt_name")
     if prompt_name is not None and not isinstance(prompt_name, str):
@@ -162,8 +167,10 @@ def parse_openai(body: bytes, limits: Limits) -> EmbedRequest:
     if "input" not in data:
         raise ValidationError("`input` is required: a string or a list of strings", param="input")
     texts, single = _texts(data["input"], "input", limits)
-    encoding = data.get("encoding_format") or "float"
-    if encoding not in ("float", "base64"):
+    encoding = data.get("encoding_format")
+    if encoding is None:
+        encoding = "float"
+    elif encoding not in ("float", "base64"):
         raise ValidationError('`encoding_format` must be "float" or "base64"', param="encoding_format")
     model = data.get("model")
     if model is not None and not isinstance(model, str):
@@ -208,147 +215,3 @@ def render_openai(request: EmbedRequest, vectors: F32, tokens: int, model: str) 
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
     return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-# ---- OpenAPI -----------------------------------------------------------------------------
-
-_TEXTS = {
-    "oneOf": [
-        {"type": "string", "minLength": 1},
-        {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
-    ]
-}
-_TEI_ERROR = {
-    "type": "object",
-    "required": ["error", "error_type"],
-    "properties": {"error": {"type": "string"}, "error_type": {"type": "string"}},
-}
-_OPENAI_ERROR = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["message", "type"],
-            "properties": {
-                "message": {"type": "string"},
-                "type": {"type": "string"},
-                "param": {"type": ["string", "null"]},
-                "code": {"type": ["string", "null"]},
-            },
-        }
-    },
-}
-_VECTORS = {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}
-
-
-def _errors(schema: dict[str, Any], codes: tuple[int, ...]) -> dict[str, Any]:
-    return {
-        str(c): {"description": "error", "content": {"application/json": {"schema": schema}}} for c in codes
-    }
-
-
-def openapi(dims: int, max_batch: int, version: str) -> dict[str, Any]:
-    """The OpenAPI 3.1 document served at ``/openapi.json``."""
-    options = {
-        "truncate": {"type": "boolean", "default": True},
-        "truncation_direction": {"type": "string", "enum": ["right", "left", "Right", "Left"]},
-        "normalize": {"type": "boolean", "default": True},
-        "dimensions": {"type": ["integer", "null"], "minimum": 1, "maximum": dims},
-        "prompt_name": {"type": ["string", "null"]},
-    }
-    tei_body = {"type": "object", "properties": {"inputs": _TEXTS, "input": _TEXTS, **options}}
-    embed_responses = {
-        "200": {
-            "description": "one vector per input, input order",
-            "content": {"application/json": {"schema": {"oneOf": [_VECTORS, {"type": "object"}]}}},
-        },
-        **_errors(_TEI_ERROR, (401, 413, 422, 429, 500, 503)),
-    }
-    embed_op = {
-        "requestBody": {"required": True, "content": {"application/json": {"schema": tei_body}}},
-        "responses": embed_responses,
-    }
-    health = {"get": {"responses": {"200": {"description": "ok"}, "503": {"description": "not ready"}}}}
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "embedding server",
-            "version": version,
-            "description": f"TEI-compatible /embed and OpenAI-compatible /v1/embeddings; {dims}-dim "
-            f"vectors, at most {max_batch} inputs per request.",
-        },
-        "paths": {
-            "/embed": {"post": {"operationId": "embed", **embed_op}},
-            "/": {"post": {"operationId": "embed_root", **embed_op}},
-            "/v1/embeddings": {
-                "post": {
-                    "operationId": "openai_embeddings",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["input"],
-                                    "properties": {
-                                        "input": _TEXTS,
-                                        "model": {"type": "string"},
-                                        "encoding_format": {"type": "string", "enum": ["float", "base64"]},
-                                        "dimensions": options["dimensions"],
-                                        "user": {"type": "string"},
-                                    },
-                                }
-                            }
-                        },
-                    },
-                    "responses": {
-                        "200": {
-                            "description": "OpenAI list object",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "type": "object",
-                                        "required": ["object", "data", "model", "usage"],
-                                    }
-                                }
-                            },
-                        },
-                        **_errors(_OPENAI_ERROR, (401, 413, 422, 429, 500, 503)),
-                    },
-                }
-            },
-            "/tokenize": {
-                "post": {
-                    "operationId": "tokenize",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["inputs"],
-                                    "properties": {
-                                        "inputs": _TEXTS,
-                                        "add_special_tokens": {"type": "boolean"},
-                                        **options,
-                                    },
-                                }
-                            }
-                        },
-                    },
-                    "responses": {
-                        "200": {"description": "tokens per input"},
-                        **_errors(_TEI_ERROR, (401, 413, 422, 503)),
-                    },
-                }
-            },
-            "/info": {
-                "get": {"operationId": "info", "responses": {"200": {"description": "model and limits"}}}
-            },
-            "/health": health,
-            "/health/live": {"get": {"responses": {"200": {"description": "process is up"}}}},
-            "/health/ready": health,
-            "/metrics": {"get": {"responses": {"200": {"description": "Prometheus text format"}}}},
-        },
-    }

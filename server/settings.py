@@ -9,6 +9,7 @@ This module is the only reader of ``os.environ`` in the server.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,7 @@ Device = Literal["auto", "cpu", "cuda", "tensorrt"]
 VariantChoice = Literal["auto", "fp32", "int8", "fp16"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 ENV_PREFIX = "EMBED_"
+log = logging.getLogger("server.settings")
 
 
 class SettingsError(ValueError):
@@ -100,10 +102,20 @@ class Settings:
     api_key: str = field(
         default="",
         repr=False,
-        metadata=_doc("API key required as `Authorization: Bearer KEY` on embedding routes; empty = no auth"),
+        metadata=_doc(
+            "API key required as `Authorization: Bearer KEY` on every route but the health checks "
+            "(printable ASCII, no spaces); empty = no auth. Prefer EMBED_API_KEY or --api-key-file: "
+            "`ps` shows command-line flags to every user"
+        ),
     )
-    api_key_file: Path | None = field(default=None, metadata=_doc("file holding the API key (first line)"))
-    metrics_require_key: bool = field(default=False, metadata=_doc("require the API key on /metrics too"))
+    api_key_file: Path | None = field(
+        default=None,
+        metadata=_doc("file whose first line is the API key; preferred over --api-key, which `ps` shows"),
+    )
+    public_metrics: bool = field(
+        default=False,
+        metadata=_doc("serve /metrics without the API key (by default it needs the key when one is set)"),
+    )
     drain_timeout: float = field(
         default=20.0, metadata=_doc("seconds to finish admitted requests after SIGTERM before exiting")
     )
@@ -129,7 +141,33 @@ class Settings:
     log_level: LogLevel = field(default="info", metadata=_doc("log level"))
     timeout_keep_alive: int = field(default=30, metadata=_doc("seconds an idle keep-alive connection stays"))
     limit_concurrency: int = field(
-        default=2048, metadata=_doc("most concurrent connections uvicorn serves before answering 503")
+        default=2048,
+        metadata=_doc(
+            "most requests in progress at once (body being read, queued or running); more get 503 with "
+            "Retry-After; health checks and /metrics are never refused; idle connections do not count"
+        ),
+    )
+    max_body_bytes_in_flight: int = field(
+        default=64 * 1024 * 1024,
+        metadata=_doc(
+            "request body bytes held at once (each request reserves its Content-Length until answered); "
+            "more get 503 with Retry-After: the bound on request memory (docs/RELIABILITY.md)"
+        ),
+    )
+    max_connections: int = field(
+        default=4096,
+        metadata=_doc(
+            "most open connections; past it the connection idle the longest is closed (kept below the "
+            "process's open-file limit)"
+        ),
+    )
+    header_timeout: float = field(
+        default=5.0,
+        metadata=_doc("seconds a connection has to deliver a complete request head (408 and closed after)"),
+    )
+    body_timeout: float = field(
+        default=30.0,
+        metadata=_doc("seconds a client has to deliver a request body once its head arrived (408)"),
     )
 
     def __post_init__(self) -> None:
@@ -145,6 +183,8 @@ class Settings:
             "bulk_share",
             "inter_op_threads",
             "limit_concurrency",
+            "max_connections",
+            "max_body_bytes_in_flight",
             "timeout_keep_alive",
         )
         for name in positive:
@@ -152,20 +192,37 @@ class Settings:
                 raise SettingsError(f"--{_flag(name)} must be a positive number, got {getattr(self, name)}")
         if self.intra_op_threads < 0:
             raise SettingsError("--intra-op-threads must be 0 (automatic) or positive")
+        if self.header_timeout <= 0 or self.body_timeout <= 0:
+            raise SettingsError("--header-timeout and --body-timeout must be positive seconds")
         if self.request_timeout <= 0 or self.drain_timeout < 0 or self.drain_delay < 0:
             raise SettingsError("--request-timeout must be positive; --drain-timeout and --drain-delay >= 0")
         if self.port > 65535:
             raise SettingsError(f"--port must be at most 65535, got {self.port}")
+        if self.api_key:
+            _check_key(self.api_key, "--api-key")
 
     @property
     def resolved_api_key(self) -> str:
-        """The key from ``api_key`` or, if empty, the first line of ``api_key_file``."""
+        """The key from ``api_key`` or, if empty, the first line of ``api_key_file``.
+
+        A key file whose first line is blank is an error, not "no auth".
+        """
         if self.api_key or self.api_key_file is None:
             return self.api_key
+        where = f"--api-key-file {self.api_key_file}"
         try:
-            return self.api_key_file.read_text().splitlines()[0].strip()
-        except (OSError, IndexError) as exc:
-            raise SettingsError(f"--api-key-file {self.api_key_file} cannot be read or is empty") from exc
+            lines = self.api_key_file.read_text(encoding="utf-8-sig").splitlines()
+        except OSError as exc:
+            raise SettingsError(f"{where} cannot be read: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise SettingsError(f"{where} cannot be read: it is not UTF-8 text") from exc
+        key = lines[0].strip() if lines else ""
+        if not key:
+            raise SettingsError(
+                f"{where}: the first line is blank; write the key there "
+                "(leave both --api-key and --api-key-file unset to run without authentication)"
+            )
+        return _check_key(key, where)
 
     def threads_per_session(self, cpu_count: int) -> int:
         """Intra-op threads for each session: the setting, or the cores split across sessions."""
@@ -179,6 +236,28 @@ class Settings:
 
 def _flag(name: str) -> str:
     return name.replace("_", "-")
+
+
+def _check_key(key: str, where: str) -> str:
+    """``key`` if a client can send it in an ``Authorization`` header, else a SettingsError.
+
+    Header values are ASCII in practice (latin-1 at most), and the server strips the token,
+    so a key with non-ASCII characters, whitespace or control characters could never match.
+    The message never repeats the key.
+    """
+    bad = next((char for char in key if not "!" <= char <= "~"), None)
+    if bad is None:
+        return key
+    if bad.isspace():
+        what = "whitespace"
+    elif bad.isascii():
+        what = "a control character"
+    else:
+        what = "a non-ASCII character"
+    raise SettingsError(
+        f"{where}: the API key contains {what}; use printable ASCII without spaces "
+        "(for example the output of `openssl rand -hex 32`)"
+    )
 
 
 def _convert(name: str, raw: str, kind: Any) -> Any:
@@ -250,6 +329,11 @@ def from_sources(argv: Sequence[str] | None = None, env: Mapping[str, str] | Non
     """Build Settings from CLI arguments over ``EMBED_*`` variables over defaults."""
     env = os.environ if env is None else env
     args = vars(parser().parse_args(argv))
+    if args.get("api_key"):
+        log.warning(
+            "--api-key on the command line is visible to every user in `ps` and in shell history; "
+            "prefer EMBED_API_KEY or --api-key-file"
+        )
     hints = get_type_hints(Settings)
     values: dict[str, Any] = {}
     for f in fields(Settings):

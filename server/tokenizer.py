@@ -21,6 +21,15 @@ from tokenizers import Tokenizer as HFTokenizer
 from server.errors import PayloadTooLarge, StartupError
 
 Direction = Literal["right", "left"]
+CHARS_PER_TOKEN = 16
+"""Characters per token that an input may need before it is cut without tokenizing the rest:
+an input is clipped to ``CHARS_PER_TOKEN x max_length`` characters (at a whitespace) before
+tokenization, so a 2 MiB string costs what a page costs. Prose and code average 3 to 6
+characters per token, so the clip changes no result unless a text's first thousands of
+characters hold fewer than ``max_length`` tokens (whitespace runs, very long words)."""
+ENCODE_SLICE = 32
+"""Texts encoded per call into `tokenizers`: its per-text structures for the whole call are
+alive at once, so slices bound a request's peak memory."""
 _PAD_CANDIDATES = ("[PAD]", "<pad>", "<|pad|>", "[pad]")
 
 
@@ -79,6 +88,7 @@ class Tokenizer:
             tok.enable_truncation(max_length=max_length, stride=0, direction=side)
         self._by_side = by_side
         self.max_length = max_length
+        self.max_chars = CHARS_PER_TOKEN * max_length
         self.pad_id = _pad_id(by_side["right"], directory)
 
     def encode(
@@ -91,23 +101,50 @@ class Tokenizer:
     ) -> Encoded:
         """Encode texts with special tokens; raise PayloadTooLarge if one is too long and
         ``truncate`` is false."""
-        encodings = self._by_side[direction].encode_batch(list(texts), add_special_tokens=True)
-        if not truncate:
-            for i, enc in enumerate(encodings):
-                if enc.overflowing:
+        clipped = [self._clip(text, i, truncate, direction) for i, text in enumerate(texts)]
+        tok = self._by_side[direction]
+        ids: list[npt.NDArray[np.int64]] = []
+        offsets: list[list[tuple[int, int]]] = []
+        special: list[list[int]] = []
+        for first in range(0, len(clipped), ENCODE_SLICE):
+            encodings = tok.encode_batch(clipped[first : first + ENCODE_SLICE], add_special_tokens=True)
+            for i, enc in enumerate(encodings, start=first):
+                if not truncate and enc.overflowing:
                     raise PayloadTooLarge(
                         f"input {i} is longer than the model's limit of {self.max_length} tokens; "
                         "shorten it or send `truncate: true`",
                         param="inputs",
                     )
-        ids = [np.asarray(enc.ids, dtype=np.int64) for enc in encodings]
+                ids.append(np.asarray(enc.ids, dtype=np.int64))
+                if with_offsets:
+                    # A left clip dropped characters before the kept text: offsets are the input's.
+                    shift = len(texts[i]) - len(clipped[i]) if direction == "left" else 0
+                    mask = list(enc.special_tokens_mask)
+                    pairs = zip(enc.offsets, mask, strict=True)
+                    offsets.append([(a, b) if s else (a + shift, b + shift) for (a, b), s in pairs])
+                    special.append(mask)
         if not with_offsets:
             return Encoded(ids=ids)
-        return Encoded(
-            ids=ids,
-            offsets=[list(enc.offsets) for enc in encodings],
-            special=[list(enc.special_tokens_mask) for enc in encodings],
-        )
+        return Encoded(ids=ids, offsets=offsets, special=special)
+
+    def _clip(self, text: str, index: int, truncate: bool, direction: Direction) -> str:
+        """``text`` cut to :attr:`max_chars` characters on the kept side, at a whitespace when
+        one is near; refused (413) when truncation is off."""
+        if len(text) <= self.max_chars:
+            return text
+        if not truncate:
+            raise PayloadTooLarge(
+                f"input {index} has {len(text)} characters, more than the {self.max_chars} this model's "
+                f"{self.max_length} tokens can use; shorten it or send `truncate: true`",
+                param="inputs",
+            )
+        if direction == "right":
+            head = text[: self.max_chars]
+            cut = head.rfind(" ", self.max_chars // 2)
+            return head[:cut] if cut > 0 else head
+        tail = text[-self.max_chars :]
+        cut = tail.find(" ", 0, self.max_chars // 2)
+        return tail[cut + 1 :] if cut >= 0 else tail
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
         return self._by_side["right"].decode(list(ids), skip_special_tokens=skip_special_tokens)

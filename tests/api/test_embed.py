@@ -119,13 +119,13 @@ async def test_api_key(make_client) -> None:
     ok = await client.post("/embed", json={"inputs": "x"}, headers={"authorization": "Bearer s3cret-key"})
     assert ok.status_code == 200
     assert (await client.get("/health/ready")).status_code == 200
-    assert (await client.get("/metrics")).status_code == 200
-
-
-async def test_metrics_can_require_the_key(make_client) -> None:
-    client, _ = await make_client(api_key="k", metrics_require_key=True)
     assert (await client.get("/metrics")).status_code == 401
-    assert (await client.get("/metrics", headers={"authorization": "Bearer k"})).status_code == 200
+
+
+async def test_public_metrics_opens_metrics_only(make_client) -> None:
+    client, _ = await make_client(api_key="k", public_metrics=True)
+    assert (await client.get("/metrics")).status_code == 200
+    assert (await client.get("/info")).status_code == 401
 
 
 async def test_openai_float_and_base64_agree(make_client) -> None:

@@ -13,6 +13,7 @@ from bench.__main__ import execute, main
 from bench.corpus import from_stdlib
 from bench.progress import Progress
 from bench.report import read_json
+from bench.schedule import poisson_arrivals
 from bench.settings import PRESETS, BenchSettings
 
 TINY = PRESETS["quick"].__class__(
@@ -30,16 +31,24 @@ TINY = PRESETS["quick"].__class__(
     peers=("ort",),
     per_request=4,
 )
+# The open-loop phases send at rate max(0.5 x measured capacity, 0.5/s) ("query open 50%",
+# seed + 0) and max(0.2 x capacity, 1/s) (mixed, seed + 100). A Poisson schedule's first
+# arrival comes sooner the higher the rate, so with this seed each phase sends at least one
+# query within TINY.phase_s at its floor rate, whatever capacity this machine measures.
+SEED = 139
 
 
 @pytest.mark.slow
-def test_tiny_run_writes_sane_results(bench_model_dir: Path, tmp_path: Path) -> None:
+def test_tiny_run_writes_sane_results(bench_model_dir: Path, minilm_checkpoint: Path, tmp_path: Path) -> None:
     corpus = from_stdlib(passages=200, queries=20, modules=("textwrap", "heapq", "shlex", "fractions"))
     lines = [{"text": t} for t in corpus.passages] + [{"text": q, "kind": "query"} for q in corpus.queries]
     path = tmp_path / "corpus.jsonl"
     path.write_text("\n".join(json.dumps(line) for line in lines))
+    assert poisson_arrivals(0.5, TINY.phase_s, SEED) and poisson_arrivals(1.0, TINY.phase_s, SEED + 100)
     settings = BenchSettings(
+        seed=SEED,
         model=bench_model_dir,
+        checkpoint=minilm_checkpoint,
         preset=TINY,
         peers=TINY.peers,
         out=tmp_path,

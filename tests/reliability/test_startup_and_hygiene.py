@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.reliability.conftest import HANG_GUARD_S
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -90,19 +92,19 @@ def test_keys_and_bodies_never_reach_the_logs(process_server) -> None:
     server = process_server("--api-key", key, "--log-level", "debug")
     marker = "PRIVATE-DOCUMENT-CONTENT-42"
     headers = {"authorization": f"Bearer {key}"}
-    assert httpx.post(server.url + "/embed", json={"inputs": [marker]}, headers=headers).status_code == 200
-    wrong = httpx.post(
-        server.url + "/embed",
-        json={"inputs": [marker]},
-        headers={"authorization": "Bearer sk-very-secret-guess"},
-    )
-    assert wrong.status_code == 401 and "sk-very" not in wrong.text
-    bad = httpx.post(server.url + "/embed", content=b'{"inputs": ' + marker.encode(), headers=headers)
-    assert bad.status_code == 422
-    info = httpx.get(server.url + "/info").text
+    with httpx.Client(base_url=server.url, timeout=HANG_GUARD_S) as client:
+        assert client.post("/embed", json={"inputs": [marker]}, headers=headers).status_code == 200
+        wrong = client.post(
+            "/embed", json={"inputs": [marker]}, headers={"authorization": "Bearer sk-very-secret-guess"}
+        )
+        assert wrong.status_code == 401 and "sk-very" not in wrong.text
+        json_headers = {**headers, "content-type": "application/json"}
+        bad = client.post("/embed", content=b'{"inputs": ' + marker.encode(), headers=json_headers)
+        assert bad.status_code == 422
+        info = client.get("/info", headers=headers).text
     assert key not in info
     server.terminate()
-    server.proc.wait(30)
+    server.proc.wait(HANG_GUARD_S)
     log = server.output()
     assert key not in log and "sk-very-secret-guess" not in log
     assert marker not in log

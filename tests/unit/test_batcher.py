@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import pytest
@@ -13,15 +14,21 @@ from server.batcher import BULK, INTERACTIVE, Batcher, Limits
 from server.errors import DeadlineExceeded, InferenceFailed, Overloaded, Unavailable
 
 DIMS = 3
+HANG_GUARD_S = 60.0
+"""How long a test waits for something that must happen before it calls it a hang."""
 
 
 class FakeSession:
-    """Returns [first id, length, row count] per row; can block until released; can fail."""
+    """Returns [first id, length, row count] per row; can block until released; can fail.
+
+    Records each batch it ran as its rows' lengths (``batches``) and first token ids (``firsts``).
+    """
 
     input_names: Sequence[str] = ("input_ids", "attention_mask")
 
     def __init__(self) -> None:
         self.batches: list[list[int]] = []
+        self.firsts: list[list[int]] = []
         self.gate = threading.Event()
         self.gate.set()
         self.entered = threading.Event()
@@ -33,6 +40,7 @@ class FakeSession:
         lengths = inputs["attention_mask"].sum(axis=1)
         self.batches.append([int(n) for n in lengths])
         ids = inputs["input_ids"]
+        self.firsts.append([int(i) for i in ids[:, 0]])
         if self.fail_when_first_id is not None and self.fail_when_first_id in ids[:, 0]:
             raise RuntimeError("boom")
         out = np.stack([ids[:, 0], lengths, np.full(len(ids), len(ids))], axis=1)
@@ -74,6 +82,14 @@ def make_batcher(session: FakeSession) -> Iterator[object]:
     session.gate.set()
     for b in made:
         b.close(timeout=5)
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for ``condition`` to hold; polled, and only a hang fails it."""
+    deadline = time.monotonic() + HANG_GUARD_S
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting for {what} after {HANG_GUARD_S:.0f} s"
+        await asyncio.sleep(0.001)
 
 
 async def hold(session: FakeSession, batcher: Batcher) -> asyncio.Future[np.ndarray]:
@@ -148,7 +164,8 @@ async def test_full_queue_is_a_fast_429_with_retry_after(make_batcher, session) 
 
 
 async def test_token_admission_bound(make_batcher, session) -> None:
-    batcher = make_batcher(max_queue_tokens=20)
+    # Bulk may fill 30 - 8 tokens (the reserve is the interactive size, more than 10 %).
+    batcher = make_batcher(max_queue_tokens=30)
     blocker = await hold(session, batcher)
     loop = asyncio.get_running_loop()
     batcher.submit(texts(15), loop)
@@ -156,6 +173,24 @@ async def test_token_admission_bound(make_batcher, session) -> None:
         batcher.submit(texts(10), loop)
     session.gate.set()
     await blocker
+
+
+async def test_interactive_work_is_admitted_into_the_reserve_that_bulk_cannot_fill(
+    make_batcher, session
+) -> None:
+    batcher = make_batcher(max_queue_requests=10, max_queue_tokens=10_000)
+    blocker = await hold(session, batcher)
+    loop = asyncio.get_running_loop()
+    bulk = []
+    with pytest.raises(Overloaded):
+        while True:
+            bulk.append(batcher.submit(texts(9), loop))
+    assert batcher.queued_requests == 9  # the blocker and 8 bulk: one request of 10 is reserved
+    query = batcher.submit(texts(3), loop)
+    with pytest.raises(Overloaded):
+        batcher.submit(texts(3), loop)
+    session.gate.set()
+    await asyncio.gather(blocker, query.future, *(job.future for job in bulk))
 
 
 async def test_cancelled_jobs_never_reach_the_model(make_batcher, session) -> None:
@@ -188,14 +223,22 @@ async def test_close_finishes_admitted_work_then_refuses(make_batcher, session) 
     blocker = await hold(session, batcher)
     loop = asyncio.get_running_loop()
     pending = [batcher.submit(texts(3, 4, first=10 * k), loop) for k in range(5)]
-    closer = asyncio.ensure_future(asyncio.to_thread(batcher.close, 5))
-    await asyncio.sleep(0.05)
+    closer = asyncio.ensure_future(asyncio.to_thread(batcher.close))
+    # close() runs in a thread: a submit that comes before it takes effect is admitted work
+    # like the rest, and must complete too; once refused, every later submit is refused.
+    while True:
+        try:
+            pending.append(batcher.submit(texts(1, first=7000 + len(pending)), loop))
+        except Unavailable:
+            break
+        await asyncio.sleep(0.001)
     with pytest.raises(Unavailable):
         batcher.submit(texts(1), loop)
     session.gate.set()
-    await closer
+    await asyncio.wait_for(closer, HANG_GUARD_S)
+    assert all(p.future.done() for p in pending), "close() returned before admitted work finished"
     results = await asyncio.gather(blocker, *(p.future for p in pending))
-    assert len(results) == 6
+    assert len(results) == 1 + len(pending)
 
 
 async def test_abandon_fails_queued_jobs_but_not_the_running_batch(make_batcher, session) -> None:
@@ -203,13 +246,15 @@ async def test_abandon_fails_queued_jobs_but_not_the_running_batch(make_batcher,
     running = await hold(session, batcher)
     loop = asyncio.get_running_loop()
     queued = [batcher.submit(texts(40, first=10 * k), loop) for k in range(3)]  # one per batch
-    await asyncio.sleep(0.05)
+    # The assembler prefetches the oldest while the model is busy; the other two stay queued.
+    await until(lambda: batcher.queued_tokens == 80, "the prefetch of the oldest request")
     abandoned = batcher.abandon(Unavailable("shutting down"))
     session.gate.set()
     assert (await running)[0, 0] == 900
     outcomes = await asyncio.gather(*(q.future for q in queued), return_exceptions=True)
-    failed = [o for o in outcomes if isinstance(o, Unavailable)]
-    assert abandoned == len(failed) >= 2  # one batch may already be prefetched and runs
+    assert abandoned == 2
+    assert isinstance(outcomes[0], np.ndarray) and outcomes[0][0, 0] == 0  # prefetched: it runs
+    assert all(isinstance(o, Unavailable) for o in outcomes[1:]), outcomes
     assert batcher.queued_tokens == 0
 
 
@@ -233,11 +278,15 @@ async def mean_completion(batcher: Batcher, session: FakeSession) -> float:
     running = await hold(session, batcher)
     loop = asyncio.get_running_loop()
     jobs = [batcher.submit(texts(4, 8, 12, 16, 20, 24, 28, 32, first=100 * k), loop) for k in range(12)]
-    done: list[int] = []
-    for job in jobs:
-        job.future.add_done_callback(lambda _f: done.append(len(session.batches)))
     session.gate.set()
     await asyncio.gather(running, *(j.future for j in jobs))
+    # A request finishes with the last batch that holds one of its texts (ids 100k..100k+7),
+    # counted from the model's own record: the event loop may see completions late.
+    done = [
+        1
+        + max(b for b, firsts in enumerate(session.firsts) if any(100 * k <= i < 100 * k + 8 for i in firsts))
+        for k in range(len(jobs))
+    ]
     return sum(done) / len(done) / len(session.batches)
 
 

@@ -16,13 +16,13 @@ def test_env_types_are_converted_and_checked() -> None:
     s = from_sources(
         [],
         env={
-            "EMBED_METRICS_REQUIRE_KEY": "true",
+            "EMBED_PUBLIC_METRICS": "true",
             "EMBED_REQUEST_TIMEOUT": "2.5",
             "EMBED_MODEL": "/m",
             "EMBED_DEVICE": "cpu",
         },
     )
-    assert s.metrics_require_key is True
+    assert s.public_metrics is True
     assert s.request_timeout == 2.5
     assert s.model == Path("/m")
     with pytest.raises(SettingsError, match="--device must be one of"):
@@ -72,3 +72,60 @@ def test_cpu_count_honours_a_cgroup_quota(tmp_path: Path) -> None:
     assert cpu_count(unlimited) >= 1
     assert cpu_count(limited) == 1
     assert cpu_count(tmp_path / "absent") == cpu_count(unlimited)
+
+
+@pytest.mark.parametrize("content", ["", "\n", "   \nsecond-line-key\n", "\t\r\n"])
+def test_a_blank_key_file_is_refused_not_taken_as_no_auth(tmp_path: Path, content: str) -> None:
+    key = tmp_path / "key"
+    key.write_text(content)
+    with pytest.raises(SettingsError, match="first line is blank"):
+        _ = Settings(api_key_file=key).resolved_api_key
+
+
+@pytest.mark.parametrize(
+    ("key", "what"),
+    [
+        ("clé-secrète", "non-ASCII"),
+        ("two words", "whitespace"),
+        ("tab\tinside", "whitespace"),
+        ("bell\x07", "control character"),
+        ("   ", "whitespace"),
+    ],
+)
+def test_keys_no_header_can_carry_are_refused(tmp_path: Path, key: str, what: str) -> None:
+    for make in (
+        lambda: Settings(api_key=key),
+        lambda: from_sources([], env={"EMBED_API_KEY": key}),
+    ):
+        with pytest.raises(SettingsError, match=what) as caught:
+            make()
+        assert key not in str(caught.value)
+    path = tmp_path / "key"
+    path.write_text(f"x{key}x\n", encoding="utf-8")
+    with pytest.raises(SettingsError, match=f"--api-key-file .*{what}"):
+        _ = Settings(api_key_file=path).resolved_api_key
+
+
+def test_key_file_tolerates_a_bom_and_crlf(tmp_path: Path) -> None:
+    path = tmp_path / "key"
+    path.write_bytes(b"\xef\xbb\xbfk3y-from-windows\r\nrest\r\n")
+    assert Settings(api_key_file=path).resolved_api_key == "k3y-from-windows"
+
+
+def test_a_bad_key_file_exits_2_before_serving(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from server.__main__ import main
+
+    path = tmp_path / "key"
+    path.write_text("\n")
+    assert main(["--model", str(tmp_path / "absent"), "--api-key-file", str(path)]) == 2
+    assert "first line is blank" in capsys.readouterr().err
+
+
+def test_a_key_on_the_command_line_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    from_sources([], env={"EMBED_API_KEY": "from-env"})
+    assert not caplog.records
+    assert from_sources(["--api-key", "on-the-cli"], env={}).api_key == "on-the-cli"
+    (record,) = caplog.records
+    assert record.levelname == "WARNING" and "ps" in record.message and "on-the-cli" not in record.message
+    text = " ".join(parser().format_help().split())
+    assert "Prefer EMBED_API_KEY or --api-key-file" in text and "preferred over --api-key" in text
