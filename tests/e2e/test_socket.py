@@ -64,14 +64,14 @@ def test_openai_client_float_and_base64(server_url: str) -> None:
 
 def test_elasticsearch_hugging_face_service_shape(server_url: str) -> None:
     headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
-    probe = httpx.post(server_url + "/embed", json={"inputs": ["how big"]}, headers=headers)
+    probe = httpx.post(server_url + "/embed", json={"inputs": ["how big"]}, headers=headers, timeout=60)
     assert probe.status_code == 200 and len(probe.json()[0]) == 384
     batch = [f"passage {i}: " + "text " * (i * 7) for i in range(20)]
     r = httpx.post(server_url + "/embed", json={"inputs": batch}, headers=headers, timeout=60)
     assert r.status_code == 200
     rows = r.json()
     assert len(rows) == 20 and all(len(row) == 384 for row in rows)
-    again = httpx.post(server_url + "/embed", json={"inputs": batch[5:6]}, headers=headers).json()
+    again = httpx.post(server_url + "/embed", json={"inputs": batch[5:6]}, headers=headers, timeout=60).json()
     assert np.abs(np.array(rows[5]) - np.array(again[0])).max() <= 1e-5
-    unauthorized = httpx.post(server_url + "/embed", json={"inputs": ["x"]})
+    unauthorized = httpx.post(server_url + "/embed", json={"inputs": ["x"]}, timeout=60)
     assert unauthorized.status_code == 401 and "error" in unauthorized.json()

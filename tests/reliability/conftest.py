@@ -1,7 +1,12 @@
-"""Live servers for the reliability suite: uvicorn on a loopback socket, in a thread or a process."""
+"""Live servers for the reliability suite: uvicorn on a loopback socket, in a thread or a process.
+
+The limits in here (``wait_ready``'s, the joins') are hang guards: a test never checks how
+long something took, only what it ended with.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -18,11 +23,15 @@ import httpx
 import pytest
 import uvicorn
 
+from server.__main__ import DrainingServer, uvicorn_config
 from server.app import create_app
+from server.routes import State
 from server.settings import Settings
 from tests.doubles import ScriptedSession, scripted_loader
 
 ROOT = Path(__file__).resolve().parents[2]
+HANG_GUARD_S = 60.0
+"""How long a test waits for something that must happen before it calls it a hang."""
 
 
 def free_port() -> int:
@@ -138,3 +147,76 @@ def thread_server_shared(minilm_model_dir: Path) -> Iterator[ThreadServer]:
     yield ThreadServer(url, app)
     server.should_exit = True
     thread.join(30)
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for ``condition`` to hold; polled, and only a hang fails it."""
+    deadline = time.monotonic() + HANG_GUARD_S
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still waiting for {what} after {HANG_GUARD_S:.0f} s")
+        await asyncio.sleep(0.01)
+
+
+@dataclass
+class DrainingThread:
+    """``DrainingServer`` (the drain logic of ``python -m server``) in a thread, on one scripted
+    session whose ``gate`` the test holds and releases."""
+
+    url: str
+    server: DrainingServer
+    thread: threading.Thread
+    state: State
+    session: ScriptedSession
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        """Deliver ``sig`` the way uvicorn's handler does (it installs one only on the main thread)."""
+        self.server.handle_exit(sig, None)
+
+    @property
+    def admitted(self) -> int:
+        """Requests admitted and not yet answered (running, prefetched or queued)."""
+        assert self.state.engine is not None
+        return self.state.engine.batcher.queued_requests
+
+    def stopped(self) -> bool:
+        """Whether the server thread ends (waits up to the hang guard)."""
+        self.thread.join(HANG_GUARD_S)
+        return not self.thread.is_alive()
+
+
+@pytest.fixture
+def draining_server(minilm_model_dir: Path) -> Iterator[Callable[..., DrainingThread]]:
+    """``DrainingServer`` with ``python -m server``'s uvicorn configuration, in a thread, on the
+    MiniLM tokenizer and a ScriptedSession (its gate starts held)."""
+    running: list[tuple[DrainingServer, threading.Thread, list[ScriptedSession]]] = []
+
+    def start(**overrides: Any) -> DrainingThread:
+        port = free_port()
+        values: dict[str, Any] = {
+            "model": minilm_model_dir,
+            "variant": "fp32",
+            "host": "127.0.0.1",
+            "port": port,
+            "warmup": False,
+            "log_level": "warning",
+        }
+        settings = Settings(**{**values, **overrides})
+        made: list[ScriptedSession] = []
+        app = create_app(settings, scripted_loader(made))
+        server = DrainingServer(uvicorn_config(app, settings), app.state.embed)
+        thread = threading.Thread(target=server.run, name=f"draining-server-{port}", daemon=True)
+        thread.start()
+        running.append((server, thread, made))
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url)
+        (session,) = made
+        session.gate.clear()
+        return DrainingThread(url, server, thread, app.state.embed, session)
+
+    yield start
+    for server, thread, made in running:
+        for session in made:
+            session.gate.set()
+        server.should_exit = True
+        thread.join(30)

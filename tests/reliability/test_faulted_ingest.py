@@ -447,7 +447,9 @@ def test_embedding_server_crash_and_drain_mid_ingest_still_index_everything_once
     bench: Bench, restartable: RestartableServer
 ) -> None:
     server = restartable
-    settings = bench.settings(embed_url=server.url, embed_batch_size=8, max_retries=8, retry_backoff=0.1)
+    # Retries back off 0.1 s, 0.2 s, ... (at most 30 s each): 12 of them wait up to 141 s for the
+    # new process to load the model, a hang guard; a fast restart is met just as soon.
+    settings = bench.settings(embed_url=server.url, embed_batch_size=8, max_retries=12, retry_backoff=0.1)
     store, setup_embedder = bench.set_up(settings)
 
     def crash() -> None:
