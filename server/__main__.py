@@ -21,9 +21,7 @@ from starlette.types import ASGIApp
 
 from server import routes
 from server.app import create_app
-from server.engine import Engine
-from server.errors import StartupError, Unavailable
-from server.metrics import Metrics
+from server.errors import Draining, StartupError
 from server.protocol import ConnectionLimits, protocol_class
 from server.settings import Settings, SettingsError, from_sources
 
@@ -66,12 +64,10 @@ class DrainingServer(uvicorn.Server):
         self._captured_signals.clear()
 
     def _abandon_queued(self) -> None:
-        if self.state.engine is None:
-            return
-        error = Unavailable(
+        error = Draining(
             "the server shut down before this request ran; retry on another replica", retry_after=1
         )
-        count = self.state.engine.batcher.abandon(error)
+        count = self.state.engine.abandon_queued(error)
         log.warning("drain grace period ending: %d queued request(s) answered 503", count)
 
 
@@ -128,13 +124,11 @@ def serve(settings: Settings) -> int:
     The model loads before the socket opens, so a model that cannot be served is a clean
     error and exit code 2, and nothing listens until the server can answer.
     """
-    metrics = Metrics.create()
     try:
-        engine = Engine.load(settings, metrics)
+        app = create_app(settings)
     except StartupError as exc:
         print(f"error: cannot serve {settings.model}: {exc}", file=sys.stderr)
         return 2
-    app = create_app(settings, lambda _settings, _metrics: engine, metrics)
     server = DrainingServer(uvicorn_config(app, settings), app.state.embed)
     server.run()
     return 0 if server.started else 1

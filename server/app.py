@@ -1,15 +1,14 @@
 """The Starlette application: routes, lifespan, request-id and metrics middleware, errors.
 
-``create_app(settings)`` builds an app whose lifespan loads the model, warms it up and
-starts the batcher (readiness turns 200 only after that), and on shutdown finishes every
-admitted request before stopping the worker threads.
+``create_app(settings)`` loads and warms the model, then builds an app whose lifespan turns
+readiness on and, on shutdown, finishes every admitted request before stopping the worker
+threads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -32,19 +31,18 @@ from server.errors import (
     MethodNotAllowed,
     NotFound,
     Saturated,
-    StartupError,
     ValidationError,
     openai_body,
     tei_body,
 )
+from server.loader import load_engine
 from server.metrics import Metrics
 from server.openapi import openapi
 from server.settings import Settings
 
 log = logging.getLogger("server.app")
 
-EngineLoader = Callable[[Settings, Metrics], Engine]
-_REJECT_REASONS = {408: "timeout", 413: "payload", 415: "validation", 422: "validation", 429: "queue_full"}
+EngineFactory = Callable[[Settings, Metrics], Engine]
 
 
 def _route_label(path: str) -> str:
@@ -120,7 +118,7 @@ class RequestContext:
         try:
             refusal = self._refusal(body) if limited else None
             if refusal is not None:
-                metrics.rejected.labels("concurrency").inc()
+                count(metrics, refusal)
                 await _response(path, refusal)(scope, receive, send_with_id)
                 return
             self.limited += limited
@@ -142,6 +140,12 @@ def _response(path: str, error: EmbedError) -> Response:
     )
 
 
+def count(metrics: Metrics, error: EmbedError) -> None:
+    """The one place a refusal is counted: ``embed_rejected_total{reason}``."""
+    if error.reason is not None:
+        metrics.rejected.labels(error.reason).inc()
+
+
 def _render(request: Request, error: EmbedError) -> Response:
     return _response(request.url.path, error)
 
@@ -149,9 +153,7 @@ def _render(request: Request, error: EmbedError) -> Response:
 async def _on_embed_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, EmbedError)
     state: routes.State = request.app.state.embed
-    reason = exc.reason or _REJECT_REASONS.get(exc.status)
-    if reason:
-        state.metrics.rejected.labels(reason).inc()
+    count(state.metrics, exc)
     if isinstance(exc, ClientGone):
         log.debug("request %s: %s", request.scope.get("state", {}).get("request_id"), exc.message)
     elif exc.status >= 500:
@@ -199,31 +201,33 @@ _KNOWN_PATHS = {route.path for route in ROUTES}
 
 
 def create_app(
-    settings: Settings, loader: EngineLoader = Engine.load, metrics: Metrics | None = None
+    settings: Settings, factory: EngineFactory = load_engine, metrics: Metrics | None = None
 ) -> Starlette:
-    """Build the ASGI app; the model loads in the lifespan (use it under a lifespan-aware server)."""
+    """Build the ASGI app around an engine built now by ``factory`` (blocking: it loads and
+    warms the model; a model that cannot be served raises StartupError). The lifespan marks
+    the app ready, and on shutdown finishes every admitted request and stops the threads.
+    Production and tests build apps this one way; tests pass a factory with doubles."""
     metrics = metrics or Metrics.create()
-    state = routes.State(settings=settings, metrics=metrics, api_key=settings.resolved_api_key.encode())
+    engine = factory(settings, metrics)
+    api_key = settings.resolved_api_key.encode()
+    state = routes.State(
+        settings=settings,
+        metrics=metrics,
+        engine=engine,
+        openapi=openapi(ROUTES, engine, secured=bool(api_key)),
+        api_key=api_key,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        started = time.perf_counter()
-        try:
-            state.engine = await asyncio.to_thread(loader, settings, metrics)
-        except StartupError as exc:
-            log.error("cannot serve %s: %s", settings.model, exc)
-            raise
-        state.openapi = openapi(ROUTES, state.engine, secured=bool(state.api_key))
         state.ready = True
-        log.info(
-            "ready in %.1fs on http://%s:%d", time.perf_counter() - started, settings.host, settings.port
-        )
+        log.info("ready on http://%s:%d", settings.host, settings.port)
         try:
             yield
         finally:
             state.draining = True
             state.ready = False
-            await asyncio.to_thread(state.engine.close)
+            await asyncio.to_thread(engine.close)
             log.info("stopped")
 
     handlers: dict[Any, Any] = {

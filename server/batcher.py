@@ -1,33 +1,24 @@
-"""Bounded admission, token-budget batch assembly, and the threads that own the sessions.
+"""The threads around the batching policy: admission under a lock, the assembler, one
+worker per session, and the futures that carry results back to the event loop.
 
 Flow::
 
     event loop            assembler thread              worker thread (one per session)
     ----------            ----------------              -------------------------------
-    submit(job) ──queue──> take(): pick lane, pick ──slot──> drop cancelled rows, run the
-      (429 when full)      a length window, collate      session, scatter rows into each
+    submit(job) ──queue──> scheduler.next_batch(),  ──slot──> drop cancelled rows, run the
+      (429 when full)      collate                           session, scatter rows into each
     await job.future <──────── call_soon_threadsafe ────── job; resolve it when complete
 
-- A request is a :class:`Job`; each of its texts is an :class:`Item` that knows its token
-  count. Items wait in one of two lanes: *interactive* (small requests such as RAG queries)
-  and *bulk*; interactive goes first, but when both wait at least one batch in
-  ``bulk_share`` goes to bulk, so neither starves.
-- A batch starts from the lane's oldest item (no item waits forever) and grows greedily
-  with the neighbouring lengths that keep the padded batch most efficient, within the
-  token budget (``n x longest``, padding counted) and the size cap, and stops before the
-  batch's real-token share falls under :data:`MIN_EFFICIENCY`. Only items within
-  :data:`HORIZON_BATCHES` token budgets of the oldest are candidates, so a request is not
-  spread across the whole queue and requests complete roughly in arrival order. Large
-  requests are split across batches and reassembled by index.
+What is admitted and which texts form a batch is :class:`server.scheduler.Scheduler`'s
+decision (pure, tested without threads); this module only runs it.
+
 - The assembler prepares the next batch while a worker runs the current one (one prepared
-  batch per session). A prefetched bulk batch that finds interactive work waiting goes back
-  to the queue, unless it was bulk's owed turn, so a query waits for at most the batch
-  already running and bulk still gets its share.
-- Admission is bounded in requests and in queued tokens, of which bulk work may take all
-  but :data:`INTERACTIVE_RESERVE`; a full queue raises
-  :class:`Overloaded` at once with a Retry-After estimate from the measured throughput, and
-  a request whose deadline the work ahead of it would outlast (queued tokens / measured
-  tokens per second) gets :class:`DeadlineExceeded` at once instead of timing out later.
+  batch per session). A prepared bulk batch that finds interactive work waiting goes back to
+  the queue unless it was bulk's owed turn, so a query waits for at most the batch already
+  running and bulk still gets its share.
+- Admission raises at once: :class:`Overloaded` (queue full, with a Retry-After from the
+  measured throughput), :class:`DeadlineExceeded` (the work ahead outlasts the deadline) or
+  :class:`Unavailable` (closing).
 - Shutdown: :meth:`Batcher.close` stops admission; threads finish everything queued, then
   exit on a sentinel and are joined. No thread polls.
 """
@@ -35,38 +26,26 @@ Flow::
 from __future__ import annotations
 
 import asyncio
-import bisect
-import heapq
-import itertools
 import logging
-import math
 import queue
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from server.collate import collate
-from server.errors import DeadlineExceeded, InferenceFailed, Overloaded, Unavailable
+from server.errors import InferenceFailed, Unavailable
+from server.scheduler import Batch, Item, Lane, Limits, Scheduler
 
 log = logging.getLogger("server.batcher")
 
-MIN_EFFICIENCY = 0.8
-# Batches draw from at most this many budgets' worth of the oldest queued tokens, so that
-# requests finish roughly in arrival order instead of all at once when the queue drains.
-HORIZON_BATCHES = 4
-INTERACTIVE_RESERVE = 0.1
-"""Share of the queue bounds kept for interactive requests (bulk is refused before it)."""
-INTERACTIVE, BULK = 0, 1
-_QUEUED, _TAKEN, _DROPPED = 0, 1, 2
-
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
+
+__all__ = ["Batch", "BatchObserver", "Batcher", "Job", "Lane", "Limits", "Session", "Throughput"]
 
 
 class Session(Protocol):
@@ -80,7 +59,7 @@ class Session(Protocol):
 class Job:
     """One request's texts on their way through the queue; resolved with ``[n, dims]``."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, n: int, dims: int, lane: int) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, n: int, dims: int, lane: Lane) -> None:
         self.loop = loop
         self.future: asyncio.Future[F32] = loop.create_future()
         self.output = np.empty((n, dims), dtype=np.float32)
@@ -132,126 +111,36 @@ def _reject(future: asyncio.Future[F32], error: Exception) -> None:
         future.set_exception(error)
 
 
-@dataclass(eq=False)
-class Item:
-    """One text of a job: its token ids and where its vector goes."""
+class Throughput:
+    """Measured tokens per second of the model, an exponentially weighted average of batch
+    rates; written by every worker, read at admission (a lock keeps the update whole)."""
 
-    job: Job
-    index: int
-    ids: I64
-    seq: int
-    position: int = 0
-    """Tokens admitted to the lane before this item: its place in the lane's token stream."""
-    state: int = _QUEUED
+    def __init__(self, initial: float = 0.0) -> None:
+        self._rate = initial
+        self._lock = threading.Lock()
 
     @property
-    def length(self) -> int:
-        return len(self.ids)
+    def tokens_per_second(self) -> float:
+        return self._rate
+
+    def record(self, tokens: int, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        rate = tokens / seconds
+        with self._lock:
+            self._rate = rate if not self._rate else 0.8 * self._rate + 0.2 * rate
 
 
-@dataclass
-class _Lane:
-    """Waiting items of one priority class, indexed by arrival and by length."""
+class BatchObserver(Protocol):
+    """Told about every model run (metrics)."""
 
-    arrival: list[tuple[int, int, Item]] = field(default_factory=list)
-    by_length: dict[int, deque[Item]] = field(default_factory=dict)
-    lengths: list[int] = field(default_factory=list)
-    count: int = 0
-    tokens: int = 0
-    admitted_tokens: int = 0
-    pushes: itertools.count[int] = field(default_factory=itertools.count)
+    def ran(self, batch: Batch, seconds: float) -> None: ...
 
-    def admit(self, item: Item) -> None:
-        """Queue a new item, stamping its position in the lane's token stream."""
-        item.position = self.admitted_tokens
-        self.admitted_tokens += item.length
-        self.push(item)
-
-    def push(self, item: Item) -> None:
-        # A requeued item is pushed again; its stale entries are skipped by state.
-        heapq.heappush(self.arrival, (item.seq, next(self.pushes), item))
-        bucket = self.by_length.get(item.length)
-        if bucket is None:
-            bucket = self.by_length[item.length] = deque()
-            bisect.insort(self.lengths, item.length)
-        bucket.append(item)
-        self.count += 1
-        self.tokens += item.length
-
-    def oldest(self) -> Item | None:
-        while self.arrival and self.arrival[0][2].state != _QUEUED:
-            heapq.heappop(self.arrival)
-        return self.arrival[0][2] if self.arrival else None
-
-    def pop_length(self, length: int, horizon: int) -> Item | None:
-        """The oldest queued item of exactly ``length`` tokens whose position is at most
-        ``horizon``, taken out of the lane; None if there is none."""
-        bucket = self.by_length.get(length)
-        while bucket and bucket[0].state != _QUEUED:
-            bucket.popleft()
-        if not bucket:
-            self._forget(length)
-            return None
-        if bucket[0].position > horizon:
-            return None
-        item = bucket.popleft()
-        if not bucket:
-            self._forget(length)
-        self._take(item)
-        return item
-
-    def remove(self, item: Item) -> None:
-        """Take a specific item out (the anchor); its bucket entry is skipped later."""
-        self._take(item)
-
-    def _take(self, item: Item) -> None:
-        item.state = _TAKEN
-        self.count -= 1
-        self.tokens -= item.length
-
-    def drop(self, item: Item) -> None:
-        item.state = _DROPPED
-        self.count -= 1
-        self.tokens -= item.length
-
-    def _forget(self, length: int) -> None:
-        if length in self.by_length and not self.by_length[length]:
-            del self.by_length[length]
-            self.lengths.pop(bisect.bisect_left(self.lengths, length))
-
-
-@dataclass
-class Batch:
-    """Items chosen for one model run, with their collated inputs."""
-
-    lane: int
-    items: list[Item]
-    inputs: dict[str, I64] = field(default_factory=dict)
-    owed: bool = False
-    """A bulk batch chosen while interactive work waited (bulk's turn); never put back."""
-
-    @property
-    def lengths(self) -> list[int]:
-        return [item.length for item in self.items]
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Batching and admission limits (from Settings)."""
-
-    max_batch_tokens: int
-    max_batch_size: int
-    max_queue_requests: int
-    max_queue_tokens: int
-    interactive_max_tokens: int
-    bulk_share: int
-
-
-BatchObserver = Callable[[Batch, float], None]
+    def failed(self, batch: Batch) -> None: ...
 
 
 class Batcher:
-    """The queue plus its assembler and worker threads."""
+    """The scheduler plus its assembler and worker threads."""
 
     def __init__(
         self,
@@ -259,22 +148,21 @@ class Batcher:
         limits: Limits,
         pad_id: int,
         dims: int,
-        observe: BatchObserver | None = None,
+        observer: BatchObserver | None = None,
+        throughput: Throughput | None = None,
     ) -> None:
         if not sessions:
             raise ValueError("the batcher needs at least one session")
         self.limits = limits
         self.dims = dims
+        self.throughput = throughput or Throughput()
         self._pad_id = pad_id
         self._input_names = list(sessions[0].input_names)
-        self._observe = observe
-        self._lanes = (_Lane(), _Lane())
+        self._observer = observer
+        self._scheduler = Scheduler(limits)
         self._cond = threading.Condition()
-        self._seq = itertools.count()
         self._jobs = 0
         self._closed = False
-        self._since_bulk = 0
-        self._tokens_per_second = 0.0
         # One prepared batch per session at most: the assembler takes a credit before it
         # forms a batch and a worker returns it when it picks the batch up.
         self._slot: queue.Queue[Batch | None] = queue.Queue()
@@ -295,47 +183,18 @@ class Batcher:
         """Admit a request's texts or raise at once: Overloaded (queue full), Unavailable
         (closing), DeadlineExceeded (the work ahead, at the measured rate, outlasts ``timeout``)."""
         tokens = sum(len(row) for row in ids)
-        lane = INTERACTIVE if tokens <= self.limits.interactive_max_tokens else BULK
+        lane = self._scheduler.lane_for(tokens)
         job = Job(loop, len(ids), self.dims, lane)
         with self._cond:
             if self._closed:
                 raise Unavailable("the server is shutting down; retry on another replica")
-            queued = self.queued_tokens
-            ahead = self._lanes[INTERACTIVE].tokens if lane == INTERACTIVE else queued
-            rate = self._tokens_per_second
-            if timeout is not None and self._jobs and rate > 0 and (ahead + tokens) / rate > timeout:
-                wait = (ahead + tokens) / rate
-                raise DeadlineExceeded(
-                    f"the queue holds about {wait:.0f}s of work, more than this request's deadline of "
-                    f"{timeout:.1f}s; retry later",
-                    retry_after=min(60.0, max(1.0, wait - timeout)),
-                )
-            max_requests, max_tokens = self._admission_bounds(lane)
-            if self._jobs and (self._jobs + 1 > max_requests or queued + tokens > max_tokens):
-                raise Overloaded(
-                    f"the queue is full ({self._jobs} requests, {queued} tokens waiting); retry later",
-                    retry_after=self._retry_after(queued),
-                )
-            for index, row in enumerate(ids):
-                item = Item(job, index, row, next(self._seq))
-                job.items.append(item)
-                self._lanes[lane].admit(item)
+            rate = self.throughput.tokens_per_second
+            self._scheduler.check_admission(lane, tokens, self._jobs, timeout, rate)
+            job.items = self._scheduler.admit(job, lane, ids)
             self._jobs += 1
             self._cond.notify()
-        job.future.add_done_callback(lambda _f: self._finished(job))
+        job.future.add_done_callback(lambda _f: self._finished())
         return job
-
-    def _admission_bounds(self, lane: int) -> tuple[int, int]:
-        """Queue bounds (requests, tokens) for a new request of ``lane``: bulk work may fill
-        all but :data:`INTERACTIVE_RESERVE` of the queue, so a query is still admitted when
-        ingest has filled it."""
-        requests, tokens = self.limits.max_queue_requests, self.limits.max_queue_tokens
-        if lane == INTERACTIVE:
-            return requests, tokens
-        return (
-            requests - max(1, math.ceil(INTERACTIVE_RESERVE * requests)),
-            tokens - max(self.limits.interactive_max_tokens, math.ceil(INTERACTIVE_RESERVE * tokens)),
-        )
 
     def cancel(self, job: Job) -> None:
         """Drop a job's items that are still queued (client gone or deadline passed)."""
@@ -343,14 +202,11 @@ class Batcher:
             if job.cancelled:
                 return
             job.cancelled = True
-            lane = self._lanes[job.lane]
-            for item in job.items:
-                if item.state == _QUEUED:
-                    lane.drop(item)
+            self._scheduler.drop(job.lane, job.items)
         if not job.future.done():
             job.future.cancel()
 
-    def _finished(self, job: Job) -> None:
+    def _finished(self) -> None:
         with self._cond:
             self._jobs -= 1
 
@@ -360,16 +216,12 @@ class Batcher:
 
     @property
     def queued_tokens(self) -> int:
-        return self._lanes[INTERACTIVE].tokens + self._lanes[BULK].tokens
+        return self._scheduler.queued_tokens
 
     def estimated_wait(self) -> float:
         """Seconds to drain the queued tokens at the measured rate (0 before any batch ran)."""
-        rate = self._tokens_per_second
+        rate = self.throughput.tokens_per_second
         return self.queued_tokens / rate if rate > 0 else 0.0
-
-    def _retry_after(self, queued_tokens: int) -> float:
-        rate = self._tokens_per_second
-        return min(60.0, max(1.0, queued_tokens / rate)) if rate > 0 else 1.0
 
     def abandon(self, error: Exception) -> int:
         """Fail every job that still has queued texts with ``error``; returns how many.
@@ -377,13 +229,8 @@ class Batcher:
         Used when the drain grace period is about to end: those requests get a clear,
         retryable answer instead of being cut off. Batches already running finish.
         """
-        jobs: set[Job] = set()
         with self._cond:
-            for lane in self._lanes:
-                for _, _, item in lane.arrival:
-                    if item.state == _QUEUED:
-                        lane.drop(item)
-                        jobs.add(item.job)
+            jobs = self._scheduler.drop_all()
         for job in jobs:
             job._fail(error)
         return len(jobs)
@@ -408,84 +255,32 @@ class Batcher:
     def _take(self) -> Batch | None:
         """Block until a batch can be formed; None once closed and empty."""
         with self._cond:
-            while True:
-                lane = self._pick_lane()
-                if lane is not None:
-                    owed = lane == BULK and self._lanes[INTERACTIVE].count > 0
-                    return Batch(lane, self._window(self._lanes[lane]), owed=owed)
+            while (batch := self._scheduler.next_batch()) is None:
                 if self._closed:
                     return None
                 self._cond.wait()
-
-    def _pick_lane(self) -> int | None:
-        interactive, bulk = (lane.count > 0 for lane in self._lanes)
-        if interactive and (not bulk or self._since_bulk < self.limits.bulk_share - 1):
-            self._since_bulk += 1
-            return INTERACTIVE
-        if bulk:
-            self._since_bulk = 0
-            return BULK
-        return None
-
-    def _window(self, lane: _Lane) -> list[Item]:
-        """Items for one batch: the oldest, then the lengths that pad least around it,
-        taken only from the next :data:`HORIZON_BATCHES` budgets' worth of queued tokens."""
-        anchor = lane.oldest()
-        assert anchor is not None
-        lane.remove(anchor)
-        batch, longest, real = [anchor], anchor.length, anchor.length
-        budget, cap = self.limits.max_batch_tokens, self.limits.max_batch_size
-        horizon = anchor.position + HORIZON_BATCHES * budget
-        lengths = list(lane.lengths)
-        while len(batch) < cap and lengths:
-            n = len(batch) + 1
-            split = bisect.bisect_right(lengths, longest)
-            options: list[tuple[float, int, int]] = []
-            if split > 0 and n * longest <= budget:
-                shorter = lengths[split - 1]
-                options.append(((real + shorter) / (n * longest), shorter, longest))
-            if split < len(lengths) and n * lengths[split] <= budget:
-                longer = lengths[split]
-                options.append(((real + longer) / (n * longer), longer, longer))
-            if not options:
-                break
-            efficiency, length, new_longest = max(options)
-            if efficiency < MIN_EFFICIENCY:
-                break
-            item = lane.pop_length(length, horizon)
-            if item is None:
-                lengths.remove(length)
-                continue
-            batch.append(item)
-            real += length
-            longest = new_longest
-        return batch
+            return batch
 
     # ---- worker threads --------------------------------------------------------------
 
     def _work_loop(self, session: Session) -> None:
         while (batch := self._slot.get()) is not None:
             self._credits.release()
-            if batch.lane == BULK and not batch.owed and self._requeue_if_interactive_waits(batch):
+            if self._requeue_if_interactive_waits(batch):
                 continue
             live = [item for item in batch.items if not item.job.cancelled]
             if not live:
                 continue
             if len(live) < len(batch.items):
-                batch = Batch(
-                    batch.lane, live, collate([i.ids for i in live], self._pad_id, self._input_names)
-                )
+                inputs = collate([i.ids for i in live], self._pad_id, self._input_names)
+                batch = Batch(batch.lane, live, inputs)
             self._run(session, batch)
 
     def _requeue_if_interactive_waits(self, batch: Batch) -> bool:
         with self._cond:
-            if self._lanes[INTERACTIVE].count == 0 or self._closed:
+            if self._closed or not self._scheduler.yields_to_interactive(batch):
                 return False
-            lane = self._lanes[batch.lane]
-            for item in batch.items:
-                if not item.job.cancelled:
-                    item.state = _QUEUED
-                    lane.push(item)
+            self._scheduler.requeue(batch, [item for item in batch.items if not item.job.cancelled])
             self._cond.notify()
             return True
 
@@ -507,19 +302,15 @@ class Batcher:
             )
             for job in {item.job for item in batch.items}:
                 job._fail(error)
-            if self._observe:
-                self._observe(batch, -1.0)
+            if self._observer:
+                self._observer.failed(batch)
             return
         elapsed = time.perf_counter() - started
-        tokens = sum(batch.lengths)
-        rate = tokens / elapsed if elapsed > 0 else 0.0
-        self._tokens_per_second = (
-            rate if not self._tokens_per_second else (0.8 * self._tokens_per_second + 0.2 * rate)
-        )
+        self.throughput.record(sum(batch.lengths), elapsed)
         by_job: dict[Job, list[tuple[int, F32]]] = {}
         for row, item in enumerate(batch.items):
             by_job.setdefault(item.job, []).append((item.index, vectors[row]))
         for job, rows in by_job.items():
             job._deliver(rows)
-        if self._observe:
-            self._observe(batch, elapsed)
+        if self._observer:
+            self._observer.ran(batch, elapsed)

@@ -19,20 +19,19 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from server import pooling
-from server.batcher import Batch, Batcher, Limits, Session
+from server import __version__, pooling
+from server.batcher import Batch, Batcher, Limits, Session, Throughput
 from server.collate import padding_ratio
 from server.errors import (
     ClientGone,
     DeadlineExceeded,
+    EmbedError,
     PayloadTooLarge,
-    StartupError,
     TokenizerBusy,
     ValidationError,
 )
-from server.manifest import Manifest, ManifestError, load
+from server.manifest import Manifest
 from server.metrics import Metrics
-from server.session import OrtSession, SessionConfig, choose_variant, cpu_count, cuda_available
 from server.settings import Settings
 from server.tokenizer import Direction, Encoded, Tokenizer
 
@@ -40,8 +39,6 @@ log = logging.getLogger("server.engine")
 
 F32 = npt.NDArray[np.float32]
 _T = TypeVar("_T")
-__version__ = "0.1.0"
-CPU_BATCH_TOKENS = 2048
 TOKENIZE_WORKERS = 2
 INLINE_TOKENIZE_CHARS = 4096
 """Requests of at most this many characters are tokenized on the event loop (tens of
@@ -51,10 +48,6 @@ TOKENIZE_BACKLOG_BODIES = 4
 bodies; past that a request is refused with 429 before any work is done for it."""
 MAX_TOKENIZE_TOKENS = 16384
 """Most tokens one ``/tokenize`` response lists (about 1 MB of JSON); more is a 413."""
-
-
-class ModelLoadError(StartupError):
-    """The model directory cannot be served; the message says why and what to do."""
 
 
 @dataclass
@@ -122,6 +115,7 @@ class Engine:
         variant: str,
         provider: str,
         max_batch_tokens: int,
+        throughput: Throughput | None = None,
     ) -> None:
         self.settings = settings
         self.manifest = manifest
@@ -138,71 +132,24 @@ class Engine:
             interactive_max_tokens=settings.interactive_max_tokens,
             bulk_share=settings.bulk_share,
         )
-        self.batcher = Batcher(sessions, self.limits, tokenizer.pad_id, manifest.dims, observe=self._observe)
+        self.batcher = Batcher(
+            sessions, self.limits, tokenizer.pad_id, manifest.dims, observer=self, throughput=throughput
+        )
+        metrics.queue_requests.set_function(lambda: self.batcher.queued_requests)
+        metrics.queue_tokens.set_function(lambda: self.batcher.queued_tokens)
         self._tokenize_pool = ThreadPoolExecutor(max_workers=TOKENIZE_WORKERS, thread_name_prefix="tokenize")
         self._backlog_chars = 0
         self._max_backlog_chars = TOKENIZE_BACKLOG_BODIES * settings.max_payload_bytes
 
-    @classmethod
-    def load(cls, settings: Settings, metrics: Metrics) -> Engine:
-        """Read the manifest, build the tokenizer and sessions, warm up (blocking)."""
-        directory = settings.model
-        try:
-            manifest = load(directory, verify_hashes=True)
-        except ManifestError as exc:
-            raise ModelLoadError(str(exc)) from exc
-        tokenizer = Tokenizer(directory, manifest.max_length)
-        threads = settings.threads_per_session(cpu_count())
-        probe_gpu = settings.device in ("cuda", "tensorrt") or (
-            settings.device == "auto" and cuda_available()
-        )
-        variant = choose_variant(manifest, settings.variant, on_gpu=probe_gpu)
-        config = SessionConfig(
-            device=settings.device,
-            gpu_id=settings.gpu_id,
-            intra_op_threads=threads,
-            inter_op_threads=settings.inter_op_threads,
-            trt_cache_dir=settings.trt_cache_dir,
-            max_batch_size=settings.max_batch_size,
-        )
-        sessions = [OrtSession(directory, manifest, variant, config) for _ in range(settings.sessions)]
-        provider = sessions[0].provider
-        max_batch_tokens = settings.max_batch_tokens
-        if settings.max_batch_tokens == Settings.max_batch_tokens and not sessions[0].on_gpu:
-            # CPU throughput peaks at small batches; smaller batches keep query latency low.
-            max_batch_tokens = CPU_BATCH_TOKENS
-        started = time.perf_counter()
-        runs = sum(s.warm_up(tokenizer.pad_id, max_batch_tokens) for s in sessions) if settings.warmup else 0
-        log.info(
-            "model %s (%s, %d-dim, max %d tokens, %s pooling) variant %s on %s; %d session(s) x %d intra-op "
-            "threads; batches <= %d tokens / %d texts; queue <= %d requests / %d tokens; warm-up %d runs "
-            "in %.1fs",
-            manifest.name,
-            manifest.revision,
-            manifest.dims,
-            manifest.max_length,
-            manifest.pooling,
-            variant.name,
-            provider,
-            len(sessions),
-            threads,
-            max_batch_tokens,
-            settings.max_batch_size,
-            settings.max_queue_requests,
-            settings.max_queue_tokens,
-            runs,
-            time.perf_counter() - started,
-        )
-        return cls(
-            settings,
-            manifest,
-            tokenizer,
-            sessions,
-            metrics,
-            variant=variant.name,
-            provider=provider,
-            max_batch_tokens=max_batch_tokens,
-        )
+    @property
+    def queued_requests(self) -> int:
+        """Requests admitted and not finished."""
+        return self.batcher.queued_requests
+
+    def abandon_queued(self, error: EmbedError) -> int:
+        """Answer every request that still has queued texts with ``error`` (the end of a
+        drain); batches already running finish. Returns how many were answered."""
+        return self.batcher.abandon(error)
 
     def close(self) -> None:
         """Finish queued work and stop the threads."""
@@ -362,21 +309,12 @@ class Engine:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise DeadlineExceeded("the request's deadline passed during tokenization", retry_after=1)
-        loop = asyncio.get_running_loop()
-        try:
-            job = self.batcher.submit(encoded.ids, loop, timeout=remaining)
-        except DeadlineExceeded:
-            self.metrics.rejected.labels("deadline").inc()
-            raise
-        self.metrics.queue_requests.set(self.batcher.queued_requests)
-        self.metrics.queue_tokens.set(self.batcher.queued_tokens)
+        job = self.batcher.submit(encoded.ids, asyncio.get_running_loop(), timeout=remaining)
         try:
             await self._wait(job.future, remaining, gone)
         except BaseException:
             self.batcher.cancel(job)
             raise
-        finally:
-            self.metrics.queue_requests.set(self.batcher.queued_requests)
         timings.queue, timings.inference = job.queue_seconds, job.inference_seconds
         post = time.perf_counter()
         vectors = pooling.finish(job.future.result(), options.dimensions, options.normalize)
@@ -395,7 +333,6 @@ class Engine:
             return
         if gone is not None and gone in done:
             raise ClientGone("the client disconnected before its request ran")
-        self.metrics.rejected.labels("deadline").inc()
         raise DeadlineExceeded(
             f"the request waited longer than its deadline of {timeout:.1f}s in the queue; retry later "
             "or send a larger x-request-timeout",
@@ -412,23 +349,16 @@ class Engine:
         self.metrics.texts.inc(texts)
         self.metrics.tokens.inc(tokens)
 
-    def _observe(self, batch: Batch, seconds: float) -> None:
-        if seconds < 0:
-            self.metrics.batch_failures.inc()
-            return
+    def ran(self, batch: Batch, seconds: float) -> None:
+        """One model run finished (worker thread): batch metrics."""
         lengths = batch.lengths
         self.metrics.batch_size.observe(len(lengths))
         self.metrics.batch_tokens.observe(len(lengths) * max(lengths))
         self.metrics.padding_ratio.observe(padding_ratio(lengths))
-        self.metrics.queue_tokens.set(self.batcher.queued_tokens)
 
-    def check_batch_size(self, n: int) -> None:
-        if n > self.settings.max_client_batch_size:
-            raise PayloadTooLarge(
-                f"{n} inputs in one request; the limit is {self.settings.max_client_batch_size} "
-                "(split the request)",
-                param="inputs",
-            )
+    def failed(self, batch: Batch) -> None:
+        """One model run raised (worker thread); its requests got a 500."""
+        self.metrics.batch_failures.inc()
 
     def info(self) -> dict[str, Any]:
         m = self.manifest

@@ -14,7 +14,8 @@
     │   └── TokenizerBusy         429 Overloaded      tokenizer backlog full (Retry-After)
     ├── DeadlineExceeded          503 Overloaded      request waited past its deadline (Retry-After)
     ├── Saturated                 503 Overloaded      too many requests in progress (Retry-After)
-    ├── Unavailable               503 Unhealthy       not ready yet, or draining for shutdown
+    ├── Unavailable               503 Unhealthy       not ready yet, or closing
+    │   └── Draining              503 Unhealthy       draining for shutdown (Retry-After)
     ├── ClientGone                499 ClientClosed    the client went away first (nobody reads it)
     └── InferenceFailed           500 Backend         the model run failed; only that batch fails
 
@@ -38,7 +39,8 @@ class EmbedError(Exception):
     error_type: ClassVar[str] = "Backend"
     openai_type: ClassVar[str] = "server_error"
     reason: ClassVar[str | None] = None
-    """The ``embed_rejected`` label when it is not the status's usual one (app.py)."""
+    """The ``embed_rejected`` label this refusal is counted under (app.py counts it, once);
+    None for answers that are not refusals (404, 405, 499, 500, a loading server)."""
 
     def __init__(self, message: str, *, param: str | None = None, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -56,30 +58,35 @@ class ValidationError(EmbedError):
     status = 422
     error_type = "Validation"
     openai_type = "invalid_request_error"
+    reason = "validation"
 
 
 class PayloadTooLarge(EmbedError):
     status = 413
     error_type = "Validation"
     openai_type = "invalid_request_error"
+    reason = "payload"
 
 
 class UnsupportedMediaType(EmbedError):
     status = 415
     error_type = "Validation"
     openai_type = "invalid_request_error"
+    reason = "media_type"
 
 
 class BodyTimeout(EmbedError):
     status = 408
     error_type = "Validation"
     openai_type = "invalid_request_error"
+    reason = "timeout"
 
 
 class Unauthorized(EmbedError):
     status = 401
     error_type = "Unauthorized"
     openai_type = "authentication_error"
+    reason = "unauthorized"
 
 
 class NotFound(EmbedError):
@@ -105,6 +112,7 @@ class Overloaded(EmbedError):
     status = 429
     error_type = "Overloaded"
     openai_type = "rate_limit_error"
+    reason = "queue_full"
 
 
 class TokenizerBusy(Overloaded):
@@ -115,12 +123,14 @@ class DeadlineExceeded(EmbedError):
     status = 503
     error_type = "Overloaded"
     openai_type = "server_error"
+    reason = "deadline"
 
 
 class Saturated(EmbedError):
     status = 503
     error_type = "Overloaded"
     openai_type = "server_error"
+    reason = "concurrency"
 
 
 class ClientGone(EmbedError):
@@ -135,6 +145,10 @@ class Unavailable(EmbedError):
     status = 503
     error_type = "Unhealthy"
     openai_type = "server_error"
+
+
+class Draining(Unavailable):
+    reason = "draining"
 
 
 class InferenceFailed(EmbedError):

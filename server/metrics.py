@@ -12,16 +12,18 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 STAGES = ("tokenize", "queue", "inference", "postprocess", "total")
 REJECT_REASONS = (
-    "queue_full",
-    "deadline",
-    "draining",
-    "payload",
-    "unauthorized",
     "validation",
-    "concurrency",
-    "tokenizer_busy",
+    "payload",
+    "media_type",
     "timeout",
+    "unauthorized",
+    "queue_full",
+    "tokenizer_busy",
+    "deadline",
+    "concurrency",
+    "draining",
 )
+"""Every ``reason`` of server/errors.py's refusals (tests/unit/test_errors.py keeps them in step)."""
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 

@@ -16,7 +16,8 @@ from typing import Any
 
 from starlette.routing import Route
 
-from server.engine import Engine, __version__
+from server import __version__
+from server.engine import Engine
 from server.schemas import DIRECTIONS
 
 JSON = "application/json"

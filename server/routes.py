@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -21,6 +21,7 @@ from server import schemas
 from server.engine import Embedded, Engine
 from server.errors import (
     BodyTimeout,
+    Draining,
     PayloadTooLarge,
     Unauthorized,
     Unavailable,
@@ -36,15 +37,16 @@ JSON = "application/json"
 
 @dataclass
 class State:
-    """Per-app state shared by handlers: the engine once loaded, and lifecycle flags."""
+    """What handlers share: the loaded engine, its settings and metrics, and the two lifecycle
+    flags (``ready`` once the lifespan started; ``draining`` from SIGTERM on)."""
 
     settings: Settings
     metrics: Metrics
+    engine: Engine
+    openapi: dict[str, Any]
     api_key: bytes = b""
-    engine: Engine | None = None
     ready: bool = False
     draining: bool = False
-    openapi: dict[str, Any] = field(default_factory=dict)
 
 
 def _state(request: Request) -> State:
@@ -54,10 +56,9 @@ def _state(request: Request) -> State:
 
 def _engine(state: State) -> Engine:
     if state.draining:
-        state.metrics.rejected.labels("draining").inc()
-        raise Unavailable("the server is draining for shutdown; retry on another replica", retry_after=1)
-    if state.engine is None or not state.ready:
-        raise Unavailable("the model is still loading; retry when /health/ready answers 200", retry_after=1)
+        raise Draining("the server is draining for shutdown; retry on another replica", retry_after=1)
+    if not state.ready:
+        raise Unavailable("the server is starting; retry when /health/ready answers 200", retry_after=1)
     return state.engine
 
 
@@ -69,7 +70,6 @@ def authorize(request: Request, state: State) -> None:
     scheme, _, token = header.partition(" ")
     given = token.strip().encode() if scheme.lower() == "bearer" else b""
     if not hmac.compare_digest(given, state.api_key):
-        state.metrics.rejected.labels("unauthorized").inc()
         raise Unauthorized("missing or wrong API key; send `Authorization: Bearer <key>`")
 
 
@@ -187,8 +187,6 @@ async def tokenize(request: Request) -> Response:
 async def info(request: Request) -> Response:
     state = _state(request)
     authorize(request, state)
-    if state.engine is None:
-        raise Unavailable("the model is still loading", retry_after=1)
     return Response(orjson.dumps(state.engine.info()), media_type=JSON)
 
 
@@ -199,8 +197,8 @@ async def live(request: Request) -> Response:
 def _readiness(state: State) -> tuple[bool, str]:
     if state.draining:
         return False, "draining"
-    if state.engine is None or not state.ready:
-        return False, "loading"
+    if not state.ready:
+        return False, "starting"
     return True, "ready"
 
 

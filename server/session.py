@@ -36,11 +36,9 @@ class SessionConfig:
     """How to build a session (derived from Settings by the engine)."""
 
     device: str
-    gpu_id: int
     intra_op_threads: int
     inter_op_threads: int
     trt_cache_dir: Path
-    max_batch_size: int
 
 
 def choose_variant(manifest: Manifest, requested: str, on_gpu: bool) -> Variant:
@@ -61,37 +59,45 @@ def choose_variant(manifest: Manifest, requested: str, on_gpu: bool) -> Variant:
     raise SessionLoadError(f"no variant usable on {'GPU' if on_gpu else 'CPU'} in {sorted(variants)}")
 
 
+def session_options(intra_op_threads: int, inter_op_threads: int) -> ort.SessionOptions:
+    """The ONNX Runtime options every session runs with: all graph optimisations, sequential
+    execution, ``intra_op_threads`` threads inside an operator (0: ORT's default, one per
+    physical core) and ``inter_op_threads`` across operators; warnings and below not logged.
+
+    Pure (builds an options object, starts nothing), so the exporter's parity gate and the
+    bench's bare loop run graphs exactly as the server does.
+    """
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = inter_op_threads
+    options.log_severity_level = 3
+    return options
+
+
 class OrtSession:
     """An ORT session that maps padded int64 inputs to ``[n, dims]`` float32 vectors."""
 
-    def __init__(self, directory: Path, manifest: Manifest, variant: Variant, config: SessionConfig) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        manifest: Manifest,
+        variant: Variant,
+        plan: providers.ProviderPlan,
+        config: SessionConfig,
+    ) -> None:
         self.manifest = manifest
         self.variant = variant
-        plan = providers.plan(
-            config.device,
-            ort.get_available_providers(),
-            gpu_id=config.gpu_id,
-            trt_cache_dir=config.trt_cache_dir,
-            fp16=variant.name == "fp16",
-            max_batch=config.max_batch_size,
-            max_len=manifest.max_length,
-            inputs=manifest.inputs,
-        )
         if plan.primary == providers.TENSORRT:
             config.trt_cache_dir.mkdir(parents=True, exist_ok=True)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.intra_op_num_threads = config.intra_op_threads
-        options.inter_op_num_threads = config.inter_op_threads
-        options.log_severity_level = 3
+        options = session_options(config.intra_op_threads, config.inter_op_threads)
         path = directory / variant.file
         try:
             self._session = ort.InferenceSession(str(path), sess_options=options, providers=plan.providers)
         except Exception as exc:
             raise SessionLoadError(f"onnxruntime cannot load {path}: {exc}") from exc
         self.provider = providers.verify(config.device, plan, self._session.get_providers())
-        self.on_gpu = self.provider in (providers.CUDA, providers.TENSORRT)
         self.input_names: Sequence[str] = self._check_graph()
         self._use_binding = self.provider == providers.CUDA
 
@@ -170,6 +176,6 @@ def cpu_count(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
     return cpus
 
 
-def cuda_available() -> bool:
-    """Whether this onnxruntime build offers the CUDA execution provider."""
-    return providers.CUDA in ort.get_available_providers()
+def available_providers() -> list[str]:
+    """The execution providers this onnxruntime build offers."""
+    return list(ort.get_available_providers())

@@ -13,7 +13,7 @@ import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
@@ -21,6 +21,8 @@ Device = Literal["auto", "cpu", "cuda", "tensorrt"]
 VariantChoice = Literal["auto", "fp32", "int8", "fp16"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 ENV_PREFIX = "EMBED_"
+CPU_BATCH_TOKENS = 2048
+GPU_BATCH_TOKENS = 8192
 log = logging.getLogger("server.settings")
 
 
@@ -67,8 +69,12 @@ class Settings:
         ),
     )
     max_batch_tokens: int = field(
-        default=8192,
-        metadata=_doc("token budget of one model batch, padding included (batch size x longest input)"),
+        default=0,
+        metadata=_doc(
+            "token budget of one model batch, padding included (batch size x longest input); 0 = auto: "
+            f"{CPU_BATCH_TOKENS} on CPU (throughput peaks at small batches, and a query waits less behind "
+            f"one), {GPU_BATCH_TOKENS} on GPU"
+        ),
     )
     max_batch_size: int = field(default=64, metadata=_doc("most texts in one model batch"))
     max_client_batch_size: int = field(default=256, metadata=_doc("most texts in one request (413 above)"))
@@ -174,7 +180,6 @@ class Settings:
         positive = (
             "port",
             "sessions",
-            "max_batch_tokens",
             "max_batch_size",
             "max_client_batch_size",
             "max_queue_requests",
@@ -190,6 +195,8 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"--{_flag(name)} must be a positive number, got {getattr(self, name)}")
+        if self.max_batch_tokens < 0:
+            raise SettingsError("--max-batch-tokens must be 0 (automatic) or positive")
         if self.intra_op_threads < 0:
             raise SettingsError("--intra-op-threads must be 0 (automatic) or positive")
         if self.header_timeout <= 0 or self.body_timeout <= 0:
@@ -230,8 +237,11 @@ class Settings:
             return self.intra_op_threads
         return max(1, cpu_count // self.sessions)
 
-    def with_(self, **changes: Any) -> Settings:
-        return replace(self, **changes)
+    def batch_tokens(self, on_gpu: bool) -> int:
+        """The batch token budget: the setting, or the device's automatic one."""
+        if self.max_batch_tokens:
+            return self.max_batch_tokens
+        return GPU_BATCH_TOKENS if on_gpu else CPU_BATCH_TOKENS
 
 
 def _flag(name: str) -> str:

@@ -46,10 +46,6 @@ class Encoded:
     special: list[list[int]] | None = None
 
     @property
-    def lengths(self) -> list[int]:
-        return [len(i) for i in self.ids]
-
-    @property
     def total_tokens(self) -> int:
         return sum(len(i) for i in self.ids)
 
@@ -83,13 +79,14 @@ class Tokenizer:
             by_side = {side: HFTokenizer.from_file(str(path)) for side in ("right", "left")}
         except Exception as exc:
             raise TokenizerLoadError(f"{path} cannot be loaded by `tokenizers`: {exc}") from exc
+        # The pad id first: tokenizer.json's own padding section is cleared just below.
+        self.pad_id = _pad_id(by_side["right"], directory)
         for side, tok in by_side.items():
             tok.no_padding()
             tok.enable_truncation(max_length=max_length, stride=0, direction=side)
         self._by_side = by_side
         self.max_length = max_length
         self.max_chars = CHARS_PER_TOKEN * max_length
-        self.pad_id = _pad_id(by_side["right"], directory)
 
     def encode(
         self,
@@ -145,9 +142,6 @@ class Tokenizer:
         tail = text[-self.max_chars :]
         cut = tail.find(" ", 0, self.max_chars // 2)
         return tail[cut + 1 :] if cut >= 0 else tail
-
-    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
-        return self._by_side["right"].decode(list(ids), skip_special_tokens=skip_special_tokens)
 
     def id_to_token(self, token_id: int) -> str:
         return self._by_side["right"].id_to_token(token_id) or ""

@@ -54,7 +54,7 @@ def scripted_loader(made: list[ScriptedSession]) -> Callable[[Settings, Metrics]
             metrics,
             variant="fp32",
             provider="CPUExecutionProvider",
-            max_batch_tokens=settings.max_batch_tokens,
+            max_batch_tokens=settings.batch_tokens(on_gpu=False),
         )
 
     return load_engine

@@ -35,13 +35,14 @@ class InProcessEngine:
         in_flight: int = 64,
         **overrides: Any,
     ) -> None:
-        from server.engine import EmbedOptions, Engine
+        from server.engine import EmbedOptions
+        from server.loader import load_engine
         from server.metrics import Metrics
         from server.settings import Settings
 
         self.metrics = Metrics.create()
         settings = Settings(model=model.path, variant=variant, intra_op_threads=threads, **overrides)  # type: ignore[arg-type]
-        self.engine = Engine.load(settings, self.metrics)
+        self.engine = load_engine(settings, self.metrics)
         self._options = EmbedOptions()
         self.variant = self.engine.variant
         self.per_request = per_request

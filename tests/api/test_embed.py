@@ -24,7 +24,7 @@ async def test_embed_list_returns_unit_vectors_in_order(make_client) -> None:
     assert not np.allclose(vectors[0], vectors[1])
     for header in ("x-total-time", "x-tokenization-time", "x-queue-time", "x-inference-time", "x-request-id"):
         assert float(r.headers[header]) >= 0 if header != "x-request-id" else r.headers[header]
-    assert r.headers["x-model-id"] == "all-minilm-l6-v2" or r.headers["x-model-id"]
+    assert r.headers["x-model-id"] == "all-minilm-l6-v2"
 
 
 async def test_single_string_and_root_route(make_client) -> None:
@@ -193,9 +193,11 @@ async def test_info_health_metrics_openapi_and_404(make_client) -> None:
     spec = (await client.get("/openapi.json")).json()
     assert {"/embed", "/v1/embeddings", "/tokenize"} <= set(spec["paths"])
     missing = await client.get("/nope")
-    assert missing.status_code == 404 and "error" in missing.json()
+    assert missing.status_code == 404
+    assert missing.json() == {"error": "no route /nope; see /openapi.json", "error_type": "NotFound"}
     wrong_method = await client.get("/embed")
-    assert wrong_method.status_code == 405
+    assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
+    assert wrong_method.json()["error_type"] == "Validation"
 
 
 async def test_request_id_is_echoed(make_client) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -14,25 +13,19 @@ import numpy as np
 import pytest
 import uvicorn
 
+from embedclient import free_port
+from server.__main__ import uvicorn_config
 from server.app import create_app
 from server.settings import Settings
 
 KEY = "e2e-key"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server_url(minilm_model_dir: Path) -> Iterator[str]:
     port = free_port()
     settings = Settings(model=minilm_model_dir, port=port, api_key=KEY, variant="fp32", log_level="warning")
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
+    server = uvicorn.Server(uvicorn_config(create_app(settings), settings))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from server import providers
 from server.collate import collate
 from server.manifest import load
 from server.session import OrtSession, SessionConfig
@@ -40,15 +41,9 @@ async def test_server_matches_sentence_transformers(make_client, reference: np.n
 
 def test_padding_does_not_change_a_vector(minilm_model_dir: Path) -> None:
     manifest = load(minilm_model_dir)
-    config = SessionConfig(
-        device="cpu",
-        gpu_id=0,
-        intra_op_threads=1,
-        inter_op_threads=1,
-        trt_cache_dir=Path("unused"),
-        max_batch_size=8,
-    )
-    session = OrtSession(minilm_model_dir, manifest, manifest.variants["fp32"], config)
+    config = SessionConfig(device="cpu", intra_op_threads=1, inter_op_threads=1, trt_cache_dir=Path("unused"))
+    plan = providers.plan("cpu", ["CPUExecutionProvider"])
+    session = OrtSession(minilm_model_dir, manifest, manifest.variants["fp32"], plan, config)
     tok = Tokenizer(minilm_model_dir, manifest.max_length)
     ids = tok.encode(TEXTS).ids
     alone = session.run(collate([ids[0]], tok.pad_id, session.input_names))

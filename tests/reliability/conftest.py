@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,10 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import uvicorn
 
+import embedclient
+from embedclient import ServerProcess, free_port
 from server.__main__ import DrainingServer, uvicorn_config
 from server.app import create_app
 from server.routes import State
@@ -34,24 +33,9 @@ HANG_GUARD_S = 60.0
 """How long a test waits for something that must happen before it calls it a hang."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_ready(url: str, timeout: float = 120.0, proc: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            if httpx.get(url + "/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not become ready")
+    """Until ``url`` is ready (:func:`embedclient.wait_ready`); a hang guard, as every limit here."""
+    embedclient.wait_ready(url, timeout=timeout, process=proc)
 
 
 @dataclass
@@ -68,19 +52,17 @@ def thread_server(minilm_model_dir: Path) -> Iterator[Callable[..., ThreadServer
 
     def start(fake: bool = False, **overrides: Any) -> ThreadServer:
         port = free_port()
-        values: dict[str, Any] = {"model": minilm_model_dir, "variant": "fp32", "port": port, "warmup": False}
+        values: dict[str, Any] = {
+            "model": minilm_model_dir,
+            "variant": "fp32",
+            "port": port,
+            "warmup": False,
+            "log_level": "warning",
+        }
         settings = Settings(**{**values, **overrides})
         scripted: list[ScriptedSession] = []
         app = create_app(settings, scripted_loader(scripted)) if fake else create_app(settings)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host="127.0.0.1",
-                port=port,
-                log_level="warning",
-                limit_concurrency=settings.limit_concurrency,
-            )
-        )
+        server = uvicorn.Server(uvicorn_config(app, settings))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         running.append((server, thread, scripted))
@@ -117,15 +99,14 @@ def process_server(minilm_model_dir: Path, tmp_path: Path) -> Iterator[Callable[
     def start(*args: str, env: dict[str, str] | None = None) -> ProcessServer:
         port = free_port()
         log = tmp_path / f"server-{port}.log"
-        cmd = [sys.executable, "-m", "server", "--model", str(minilm_model_dir), "--port", str(port), *args]
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-            )
-        procs.append(proc)
-        url = f"http://127.0.0.1:{port}"
-        wait_ready(url, proc=proc)
-        return ProcessServer(url, proc, log)
+        server = ServerProcess(
+            "--model", str(minilm_model_dir), *args,
+            port=port, log=log, cwd=ROOT, env={**os.environ, **(env or {})}, startup_timeout=120.0,
+        )  # fmt: skip
+        server.start()
+        assert server.process is not None
+        procs.append(server.process)
+        return ProcessServer(server.url, server.process, log)
 
     yield start
     for proc in procs:
@@ -138,8 +119,9 @@ def process_server(minilm_model_dir: Path, tmp_path: Path) -> Iterator[Callable[
 def thread_server_shared(minilm_model_dir: Path) -> Iterator[ThreadServer]:
     """One real-model server shared by a module's tests (keeps parametrised suites fast)."""
     port = free_port()
-    app = create_app(Settings(model=minilm_model_dir, variant="fp32", warmup=False))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    settings = Settings(model=minilm_model_dir, variant="fp32", warmup=False, port=port, log_level="warning")
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn_config(app, settings))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
@@ -177,7 +159,7 @@ class DrainingThread:
     def admitted(self) -> int:
         """Requests admitted and not yet answered (running, prefetched or queued)."""
         assert self.state.engine is not None
-        return self.state.engine.batcher.queued_requests
+        return self.state.engine.queued_requests
 
     def stopped(self) -> bool:
         """Whether the server thread ends (waits up to the hang guard)."""

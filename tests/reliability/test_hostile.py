@@ -103,7 +103,7 @@ def live(minilm_model_dir: Path) -> Iterator[Callable[..., Live]]:
                 metrics,
                 variant="fp32",
                 provider="CPUExecutionProvider",
-                max_batch_tokens=settings.max_batch_tokens,
+                max_batch_tokens=settings.batch_tokens(on_gpu=False),
             )
 
         made.app = create_app(settings, loader)
@@ -255,7 +255,7 @@ def test_requests_past_the_in_flight_limit_get_a_json_503_and_probes_still_answe
         server.wait_for(lambda: server.metric("embed_inflight_requests") >= 3, "two requests in flight")
         over = embed_ok(server.url)
         assert over.status_code == 503
-        assert over.headers["retry-after"] == "1"
+        assert int(over.headers["retry-after"]) == 1
         assert over.json()["error_type"] == "Overloaded"
         openai = httpx.post(server.url + "/v1/embeddings", json={"input": "x"}, timeout=GUARD)
         assert openai.status_code == 503 and openai.json()["error"]["type"] == "server_error"

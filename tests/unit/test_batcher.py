@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import pytest
 
-from server.batcher import BULK, INTERACTIVE, Batcher, Limits
+from server.batcher import Batcher, Limits, Throughput
 from server.errors import DeadlineExceeded, InferenceFailed, Overloaded, Unavailable
+from server.scheduler import Lane
 
 DIMS = 3
 HANG_GUARD_S = 60.0
@@ -73,8 +74,8 @@ def session() -> FakeSession:
 def make_batcher(session: FakeSession) -> Iterator[object]:
     made: list[Batcher] = []
 
-    def make(**overrides: int) -> Batcher:
-        b = Batcher([session], limits(**overrides), pad_id=0, dims=DIMS)
+    def make(throughput: Throughput | None = None, **overrides: int) -> Batcher:
+        b = Batcher([session], limits(**overrides), pad_id=0, dims=DIMS, throughput=throughput)
         made.append(b)
         return b
 
@@ -136,19 +137,19 @@ async def test_interactive_goes_first_but_bulk_is_not_starved(make_batcher, sess
     blocker = await hold(session, batcher)
     loop = asyncio.get_running_loop()
     bulk = batcher.submit(texts(9, 9, 9, first=100), loop)
-    assert bulk.lane == BULK
+    assert bulk.lane is Lane.BULK
     queries = [batcher.submit(texts(3, first=200 + k), loop) for k in range(6)]
-    assert all(q.lane == INTERACTIVE for q in queries)
+    assert all(q.lane is Lane.INTERACTIVE for q in queries)
     session.gate.set()
     await asyncio.gather(blocker, bulk.future, *(q.future for q in queries))
     order = [b for b in session.batches[1:]]
     kinds = ["b" if b == [9] else "q" for b in order]
-    first_bulk = kinds.index("b")
-    # the bulk batch prefetched before the queries arrived may run once; after that,
-    # queries go first and bulk still gets one batch in every bulk_share.
+    # The bulk batch prepared before the queries arrived may run once; after that, while both
+    # wait, bulk waits behind at most bulk_share - 1 = 2 query batches, and a query behind at
+    # most one bulk batch.
     assert kinds.count("q") == 6 and kinds.count("b") == 3
-    assert "bbb" not in "".join(kinds[first_bulk:])
-    assert kinds[-1] == "b" or kinds.index("q") < len(kinds) - 1
+    both_waiting = "".join(kinds[1 : len(kinds) - kinds[::-1].index("q")])
+    assert "qqq" not in both_waiting and "bb" not in both_waiting
 
 
 async def test_full_queue_is_a_fast_429_with_retry_after(make_batcher, session) -> None:
@@ -259,16 +260,15 @@ async def test_abandon_fails_queued_jobs_but_not_the_running_batch(make_batcher,
 
 
 async def test_work_that_would_outlast_the_deadline_is_refused_at_admission(make_batcher, session) -> None:
-    batcher = make_batcher()
+    batcher = make_batcher(throughput=Throughput(10.0))  # as if measured: 10 tokens/s
     running = await hold(session, batcher)
     loop = asyncio.get_running_loop()
-    batcher._tokens_per_second = 10.0  # as if measured: 10 tokens/s
     batcher.submit(texts(30, 30), loop, timeout=100)  # 6 s of work ahead of the next one
     with pytest.raises(DeadlineExceeded) as err:
         batcher.submit(texts(20, 20), loop, timeout=5.0)  # bulk: (60 + 40) / 10 = 10 s > 5 s
     assert int(err.value.headers()["retry-after"]) >= 1
     quick = batcher.submit(texts(3), loop, timeout=5.0)  # interactive: only interactive work is ahead
-    assert quick.lane == INTERACTIVE
+    assert quick.lane is Lane.INTERACTIVE
     session.gate.set()
     await asyncio.gather(running, quick.future)
 
@@ -293,7 +293,7 @@ async def mean_completion(batcher: Batcher, session: FakeSession) -> float:
 async def test_requests_finish_roughly_in_arrival_order(make_batcher, session, monkeypatch) -> None:
     with_horizon = await mean_completion(make_batcher(max_batch_tokens=64, max_batch_size=8), session)
     session.batches.clear()
-    monkeypatch.setattr("server.batcher.HORIZON_BATCHES", 10**9)
+    monkeypatch.setattr("server.scheduler.HORIZON_BATCHES", 10**9)
     without = await mean_completion(make_batcher(max_batch_tokens=64, max_batch_size=8), session)
     # Without the horizon every batch takes one length from all requests, and they finish
     # together near the end; with it, early requests finish early.

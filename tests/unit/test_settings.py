@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -34,10 +35,20 @@ def test_env_types_are_converted_and_checked() -> None:
 
 
 def test_bad_values_are_refused() -> None:
-    with pytest.raises(SettingsError, match="--max-batch-tokens must be a positive"):
-        Settings(max_batch_tokens=0)
+    with pytest.raises(SettingsError, match="--max-batch-tokens must be 0"):
+        Settings(max_batch_tokens=-1)
+    with pytest.raises(SettingsError, match="--max-batch-size must be a positive"):
+        Settings(max_batch_size=0)
     with pytest.raises(SettingsError, match="--port"):
         Settings(port=70000)
+
+
+def test_the_batch_budget_is_automatic_unless_given() -> None:
+    auto = Settings()
+    assert (auto.batch_tokens(on_gpu=False), auto.batch_tokens(on_gpu=True)) == (2048, 8192)
+    # An explicit value is kept on either device, even when it equals the other's default.
+    given = from_sources(["--max-batch-tokens", "8192"], env={})
+    assert (given.batch_tokens(on_gpu=False), given.batch_tokens(on_gpu=True)) == (8192, 8192)
 
 
 def test_every_field_is_documented_in_help() -> None:
@@ -69,8 +80,8 @@ def test_cpu_count_honours_a_cgroup_quota(tmp_path: Path) -> None:
     unlimited.write_text("max 100000\n")
     limited = tmp_path / "quota"
     limited.write_text("150000 100000\n")
-    assert cpu_count(unlimited) >= 1
-    assert cpu_count(limited) == 1
+    assert cpu_count(unlimited) == len(os.sched_getaffinity(0))
+    assert cpu_count(limited) == min(1, len(os.sched_getaffinity(0)))
     assert cpu_count(tmp_path / "absent") == cpu_count(unlimited)
 
 

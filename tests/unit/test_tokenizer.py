@@ -3,6 +3,7 @@ for ordinary text (compared with tokenizing the whole text and truncating)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,17 @@ def test_offsets_of_a_left_clipped_input_point_into_the_input(
 def test_without_truncation_an_input_past_the_clip_is_refused(tokenizer: Tokenizer) -> None:
     with pytest.raises(PayloadTooLarge, match="characters"):
         tokenizer.encode(["x " * tokenizer.max_chars], truncate=False)
+
+
+def test_the_pad_id_comes_from_tokenizer_json_padding_first(tmp_path: Path, minilm_model_dir: Path) -> None:
+    data = json.loads((minilm_model_dir / "tokenizer.json").read_text())
+    data["padding"] = {
+        "strategy": "BatchLongest",
+        "direction": "Right",
+        "pad_to_multiple_of": None,
+        "pad_id": 7,
+        "pad_type_id": 0,
+        "pad_token": "[unused6]",
+    }
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    assert Tokenizer(tmp_path, 128).pad_id == 7

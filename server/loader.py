@@ -1,0 +1,92 @@
+"""Building the engine of one served model: the composition root of ``python -m server``.
+
+:func:`load_engine` reads and verifies the manifest, builds the tokenizer, decides the
+device once (the execution-provider plan), picks the variant, builds the ONNX Runtime
+sessions, resolves the automatic batch budget and warms up. It blocks (seconds to
+minutes); the app calls it before the socket opens. Anything that makes the directory
+unservable raises :class:`~server.errors.StartupError` with one clear line.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from server import providers
+from server.engine import Engine
+from server.errors import StartupError
+from server.manifest import ManifestError, load
+from server.metrics import Metrics
+from server.session import OrtSession, SessionConfig, available_providers, choose_variant, cpu_count
+from server.settings import Settings
+from server.tokenizer import Tokenizer
+
+log = logging.getLogger("server.loader")
+
+
+class ModelLoadError(StartupError):
+    """The model directory cannot be served; the message says why and what to do."""
+
+
+def load_engine(settings: Settings, metrics: Metrics) -> Engine:
+    """The engine for ``settings.model``, warm and ready to serve (blocking)."""
+    directory = settings.model
+    try:
+        manifest = load(directory, verify_hashes=True)
+    except ManifestError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    tokenizer = Tokenizer(directory, manifest.max_length)
+    available = available_providers()
+    on_gpu = providers.plan(settings.device, available).on_gpu
+    variant = choose_variant(manifest, settings.variant, on_gpu=on_gpu)
+    plan = providers.plan(
+        settings.device,
+        available,
+        gpu_id=settings.gpu_id,
+        trt_cache_dir=settings.trt_cache_dir,
+        fp16=variant.name == "fp16",
+        max_batch=settings.max_batch_size,
+        max_len=manifest.max_length,
+        inputs=manifest.inputs,
+    )
+    threads = settings.threads_per_session(cpu_count())
+    config = SessionConfig(
+        device=settings.device,
+        intra_op_threads=threads,
+        inter_op_threads=settings.inter_op_threads,
+        trt_cache_dir=settings.trt_cache_dir,
+    )
+    sessions = [OrtSession(directory, manifest, variant, plan, config) for _ in range(settings.sessions)]
+    max_batch_tokens = settings.batch_tokens(on_gpu=plan.on_gpu)
+    started = time.perf_counter()
+    runs = sum(s.warm_up(tokenizer.pad_id, max_batch_tokens) for s in sessions) if settings.warmup else 0
+    log.info(
+        "model %s (%s, %d-dim, max %d tokens, %s pooling) variant %s on %s; %d session(s) x %d intra-op "
+        "threads; batches <= %d tokens / %d texts; queue <= %d requests / %d tokens; warm-up %d runs "
+        "in %.1fs",
+        manifest.name,
+        manifest.revision,
+        manifest.dims,
+        manifest.max_length,
+        manifest.pooling,
+        variant.name,
+        sessions[0].provider,
+        len(sessions),
+        threads,
+        max_batch_tokens,
+        settings.max_batch_size,
+        settings.max_queue_requests,
+        settings.max_queue_tokens,
+        runs,
+        time.perf_counter() - started,
+    )
+    return Engine(
+        settings,
+        manifest,
+        tokenizer,
+        sessions,
+        metrics,
+        variant=variant.name,
+        provider=sessions[0].provider,
+        max_batch_tokens=max_batch_tokens,
+    )
