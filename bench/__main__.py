@@ -15,7 +15,7 @@ from bench.model import ModelError
 from bench.progress import Progress
 from bench.report import render, write_json
 from bench.server_process import ServerError
-from bench.settings import BenchSettings, SettingsError, from_args
+from bench.settings import BenchSettings, SettingsError, from_sources
 from bench.suite import BenchError, run
 
 
@@ -36,7 +36,7 @@ def execute(settings: BenchSettings, progress: Progress) -> list[Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        settings = from_args(argv)
+        settings = from_sources(argv)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -12,6 +12,13 @@ other status is counted by code (429 and 503 are the server's admission control)
 transport failure counts as status 0. The generator runs in the bench process, separate
 from the server's process, but on a small machine the two share the CPU: each phase
 records the generator's own CPU seconds so a reader can see what it took.
+
+It sends through :mod:`bench.client`, not :class:`embedclient.Client` (which the rest of the
+bench, rag and finetune use): the generator shares the CPU with the server it measures, and
+every microsecond it spends per request is taken from the server, so it needs a client that
+does nothing but send ready-made bodies on reused connections (httpx costs several times
+more CPU per request). It must also *count* 429, 503 and 413 answers and transport failures,
+which the shared client would retry, wait out or halve away.
 """
 
 from __future__ import annotations

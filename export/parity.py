@@ -1,9 +1,9 @@
 """Parity gates: does an exported variant compute what the PyTorch model computes?
 
-Each variant is run the way the server runs it (the ``tokenizers`` library on the written
-``tokenizer.json``, truncation to the manifest's ``max_length``, batches padded to their
-longest row, ONNX Runtime on CPU) and compared with the reference on
-:func:`export.corpus.parity_texts`:
+Each variant is run the way the server runs it, by the server's own code (its tokenizer on
+the written ``tokenizer.json`` with truncation to the manifest's ``max_length``, its
+padding of each batch to its longest row, its ONNX Runtime session options, on CPU) and
+compared with the reference on :func:`export.corpus.parity_texts`:
 
 - fp32 must reproduce the reference: every cosine >= 0.99999 and no element of the
   un-normalised pooled vector more than 1e-4 away;
@@ -28,13 +28,15 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 import torch
-from tokenizers import Tokenizer
 from transformers import PreTrainedTokenizerBase
 
 from export.checkpoint import Checkpoint
 from export.errors import ExportError
 from export.graph import PooledEncoder
+from server.collate import collate
 from server.manifest import Parity
+from server.session import session_options
+from server.tokenizer import Tokenizer
 
 Vectors = npt.NDArray[np.float32]
 Encode = Callable[[Sequence[str]], Vectors]
@@ -128,50 +130,37 @@ def judge(variant: str, reference: Vectors, candidate: Vectors, recall: float) -
 
 
 class OnnxEncoder:
-    """Embeds texts with an ONNX graph exactly as the server would: one vector per text, in order."""
+    """Embeds texts with an ONNX graph exactly as the server would: one vector per text, in order.
+
+    The server's own parts do the work: ``tokenizer`` (:class:`server.tokenizer.Tokenizer`:
+    truncation, pad id, input clip), :func:`server.collate.collate` and
+    :func:`server.session.session_options`; rows are length-sorted into batches of
+    :data:`BATCH_SIZE`.
+    """
 
     def __init__(
         self,
         model: Path,
-        tokenizer_json: Path,
-        max_length: int,
+        tokenizer: Tokenizer,
         inputs: Sequence[str],
         providers: Sequence[str] = ("CPUExecutionProvider",),
     ) -> None:
-        self.tokenizer_json = tokenizer_json
-        self.max_length = max_length
-        self.tokenizer = Tokenizer.from_file(str(tokenizer_json))
-        self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(max_length)
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
+        self.tokenizer = tokenizer
+        options = session_options(intra_op_threads=0, inter_op_threads=1)
         try:
             self.session = ort.InferenceSession(str(model), sess_options=options, providers=list(providers))
         except Exception as exc:
             raise ExportError(f"ONNX Runtime cannot load {model.name}: {exc}") from exc
         self.inputs = tuple(inputs)
         self.output = self.session.get_outputs()[0].name
-        self.pad_id = self.tokenizer.padding["pad_id"] if self.tokenizer.padding else 0
 
     def feeds(self, texts: Sequence[str]) -> Iterator[tuple[list[int], dict[str, npt.NDArray[np.int64]]]]:
         """Length-sorted batches of ``texts``: the row indices of each and its input arrays."""
-        encodings = self.tokenizer.encode_batch(list(texts))
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        ids = self.tokenizer.encode(texts).ids
+        order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
         for start in range(0, len(order), BATCH_SIZE):
             rows = order[start : start + BATCH_SIZE]
-            width = max(len(encodings[i].ids) for i in rows)
-            feed = {
-                name: np.zeros((len(rows), width), dtype=np.int64)
-                for name in ("input_ids", "attention_mask", "token_type_ids")
-            }
-            feed["input_ids"].fill(self.pad_id)
-            for r, i in enumerate(rows):
-                enc = encodings[i]
-                n = len(enc.ids)
-                feed["input_ids"][r, :n] = enc.ids
-                feed["attention_mask"][r, :n] = enc.attention_mask
-                feed["token_type_ids"][r, :n] = enc.type_ids
-            yield rows, {k: feed[k] for k in self.inputs}
+            yield rows, collate([ids[i] for i in rows], self.tokenizer.pad_id, self.inputs)
 
     def run(self, outputs: Sequence[str], feed: dict[str, npt.NDArray[np.int64]]) -> list[npt.NDArray[Any]]:
         try:

@@ -27,7 +27,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +37,8 @@ from typing import TextIO
 import numpy as np
 import onnx
 import onnxruntime as ort
+import torch
+from transformers import PreTrainedTokenizerBase
 
 from export import checkpoint as checkpoints
 from export import corpus, fusion, graph, parity, precision
@@ -44,6 +46,7 @@ from export.errors import ExportError, ParityError, UsageError
 from export.tokenizer import TOKENIZER_JSON, write_tokenizer
 from server.manifest import VARIANT_FILES, VARIANTS, Manifest, Target, Variant, sha256_file
 from server.manifest import write as write_manifest
+from server.tokenizer import Tokenizer, TokenizerLoadError
 
 DEFAULT_VARIANTS: tuple[str, ...] = ("fp32", "int8")
 MIN_OPSET, MAX_OPSET = 14, 21
@@ -125,9 +128,9 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Candidate:
-    """A built ONNX file and what is known about it so far."""
+    """A built ONNX file, its gate's verdict, and how it was built."""
 
     path: Path
     verdict: parity.Verdict
@@ -135,48 +138,80 @@ class _Candidate:
     notes: str
 
 
-class _Run:
-    """State shared by the stages of one export."""
+@dataclass(frozen=True)
+class _Rejected:
+    """A reduced-precision variant that failed its gate (or could not be gated), and why."""
 
-    def __init__(self, checkpoint: checkpoints.Checkpoint, staging: Path, inputs: tuple[str, ...]) -> None:
-        self.checkpoint = checkpoint
-        self.staging = staging
-        self.work = staging / ".work"
-        self.work.mkdir()
-        self.inputs = inputs
-        self.texts = corpus.parity_texts()
-        self.retrieval = corpus.retrieval_corpus()
-        self.reference: parity.Vectors | None = None
-        self.fp32_retrieval: tuple[parity.Vectors, parity.Vectors] | None = None
-        self.fp32_recall = 0.0
-        self.fused_valid = False
-        self.last_retrieval = ""
+    reason: str
 
-    def encoder(
-        self, model: Path, providers: tuple[str, ...] = ("CPUExecutionProvider",)
-    ) -> parity.OnnxEncoder:
-        return parity.OnnxEncoder(
-            model, self.staging / TOKENIZER_JSON, self.checkpoint.max_length, self.inputs, providers
-        )
 
-    def retrieval_vectors(self, encode: parity.OnnxEncoder) -> tuple[parity.Vectors, parity.Vectors]:
-        return encode(self.retrieval.queries), encode(self.retrieval.passages)
+@dataclass(frozen=True)
+class _Graphs:
+    """The traced fp32 graph and, when the optimizer ran, the fused one and its fusions."""
 
-    def judge(self, variant: str, encode: parity.OnnxEncoder) -> parity.Verdict:
-        """Gate a reduced-precision graph: parity texts first, the retrieval corpus only if they pass."""
-        assert self.reference is not None and self.fp32_retrieval is not None
+    plain: Path
+    fused: Path | None
+    fusions: dict[str, int]
+
+
+@dataclass(frozen=True)
+class _Encoders:
+    """Loads graph files as :class:`parity.OnnxEncoder` with the staged tokenizer, the server's way."""
+
+    tokenizer: Tokenizer
+    inputs: tuple[str, ...]
+
+    def load(self, model: Path, providers: tuple[str, ...] = ("CPUExecutionProvider",)) -> parity.OnnxEncoder:
+        return parity.OnnxEncoder(model, self.tokenizer, self.inputs, providers)
+
+
+@dataclass(frozen=True)
+class _Fp32:
+    """The fp32 graph to ship, and whether the fused graph passed the fp32 gate."""
+
+    chosen: _Candidate
+    fused_passed: bool
+
+
+@dataclass(frozen=True)
+class _Judged:
+    """A reduced-precision graph's verdict and its retrieval figures in words ("" when the
+    parity texts already failed it and the retrieval corpus was not run)."""
+
+    verdict: parity.Verdict
+    retrieval: str
+
+
+@dataclass(frozen=True)
+class _Gate:
+    """What a reduced-precision graph is judged against: the reference's vectors of the
+    parity texts, and the shipped fp32 graph's vectors and recall@10 on the retrieval corpus."""
+
+    texts: list[str]
+    reference: parity.Vectors
+    retrieval: corpus.RetrievalCorpus
+    fp32_vectors: tuple[parity.Vectors, parity.Vectors]
+    fp32_recall: float
+
+    def judge(self, variant: str, encode: parity.OnnxEncoder) -> _Judged:
+        """Parity texts first, the retrieval corpus only if they pass."""
         vectors = encode(self.texts)
         # A NaN recall fails no comparison, so only the cosine checks can fail here.
         early = parity.judge(variant, self.reference, vectors, recall=float("nan"))
         if not early.passed:
-            return early
-        retrieval = self.retrieval_vectors(encode)
+            return _Judged(early, "")
+        retrieval = _retrieval_vectors(encode, self.retrieval)
         recall = parity.recall_at_k(*retrieval)
-        overlap = parity.top_k_overlap(self.fp32_retrieval, retrieval)
-        self.last_retrieval = (
-            f"recall@10 {recall:.3f} vs fp32 {self.fp32_recall:.3f}, top-10 overlap {overlap:.3f}"
-        )
-        return parity.judge(variant, self.reference, vectors, recall / max(self.fp32_recall, 1e-9))
+        overlap = parity.top_k_overlap(self.fp32_vectors, retrieval)
+        verdict = parity.judge(variant, self.reference, vectors, recall / max(self.fp32_recall, 1e-9))
+        figures = f"recall@10 {recall:.3f} vs fp32 {self.fp32_recall:.3f}, top-10 overlap {overlap:.3f}"
+        return _Judged(verdict, figures)
+
+
+def _retrieval_vectors(
+    encode: parity.OnnxEncoder, retrieval: corpus.RetrievalCorpus
+) -> tuple[parity.Vectors, parity.Vectors]:
+    return encode(retrieval.queries), encode(retrieval.passages)
 
 
 def _describe(verdict: parity.Verdict) -> str:
@@ -187,25 +222,69 @@ def _describe(verdict: parity.Verdict) -> str:
     return figures if verdict.passed else f"{figures}; FAILS: {'; '.join(verdict.failures)}"
 
 
+def _load(
+    source: Path, options: ExportOptions, progress: Progress
+) -> tuple[checkpoints.Checkpoint, torch.nn.Module, PreTrainedTokenizerBase]:
+    """The checkpoint's description, its encoder and its fast tokenizer."""
+    checkpoint = checkpoints.inspect(source, options.pooling, options.max_length, options.normalize)
+    progress.say(
+        "load",
+        f"{checkpoint.architecture} ({checkpoint.model_type}), {checkpoint.num_layers} layers, "
+        f"{checkpoint.hidden_size} dims; {checkpoint.pooling} pooling ({checkpoint.pooling_source}); "
+        f"max_length {checkpoint.max_length} ({checkpoint.max_length_source}); "
+        f"normalize {str(checkpoint.normalize).lower()}",
+    )
+    return checkpoint, graph.load_encoder(checkpoint), graph.load_tokenizer(checkpoint)
+
+
+def _staging(out: Path) -> Path:
+    """A hidden, empty directory next to ``out`` to build the model directory in."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    # mkdtemp makes the directory private; the model directory is meant to be shared.
+    staging.chmod(0o755)
+    return staging
+
+
+def _staged_tokenizer(staging: Path, max_length: int) -> Tokenizer:
+    """The server's tokenizer on the ``tokenizer.json`` just written to ``staging``."""
+    try:
+        return Tokenizer(staging, max_length)
+    except TokenizerLoadError as exc:
+        raise ExportError(f"the written {TOKENIZER_JSON} cannot be used by the server: {exc}") from exc
+
+
+def _optimise(plain: Path, checkpoint: checkpoints.Checkpoint, work: Path, progress: Progress) -> _Graphs:
+    """Fuse the plain graph; without a fused graph when the optimizer fails."""
+    fused = work / "fused.onnx"
+    try:
+        fusions = fusion.optimize(plain, fused, checkpoint)
+    except ExportError as exc:
+        progress.say("optimise", f"{exc}; continuing with the plain graph")
+        return _Graphs(plain, None, {})
+    progress.say("optimise", "fused " + (", ".join(f"{op} x{n}" for op, n in fusions.items()) or "nothing"))
+    return _Graphs(plain, fused, fusions)
+
+
 def _fp32(
-    run: _Run, plain: Path, fused: Path | None, fusions: dict[str, int], progress: Progress
-) -> _Candidate:
+    graphs: _Graphs, texts: list[str], reference: parity.Vectors, encoders: _Encoders, progress: Progress
+) -> _Fp32:
     """Gate the plain and the fused fp32 graphs; return the one to ship."""
-    assert run.reference is not None
-    plain_encoder = run.encoder(plain)
-    plain_verdict = parity.judge("fp32", run.reference, plain_encoder(run.texts), recall=1.0)
+    plain_encoder = encoders.load(graphs.plain)
+    plain_verdict = parity.judge("fp32", reference, plain_encoder(texts), recall=1.0)
     progress.say("parity", f"fp32 plain graph: {_describe(plain_verdict)}")
-    chosen = _Candidate(plain, plain_verdict, {}, "plain traced graph")
-    if fused is not None:
+    chosen = _Candidate(graphs.plain, plain_verdict, {}, "plain traced graph")
+    fused_passed = False
+    if graphs.fused is not None:
         try:
-            fused_encoder = run.encoder(fused)
-            fused_verdict = parity.judge("fp32", run.reference, fused_encoder(run.texts), recall=1.0)
+            fused_encoder = encoders.load(graphs.fused)
+            fused_verdict = parity.judge("fp32", reference, fused_encoder(texts), recall=1.0)
         except ExportError as exc:
             progress.say("parity", f"fp32 fused graph does not run ({exc}); using the plain graph")
         else:
             progress.say("parity", f"fp32 fused graph: {_describe(fused_verdict)}")
-            run.fused_valid = fused_verdict.passed
-            probe = run.texts[: len(corpus.SHORT_TEXTS) + 8]
+            fused_passed = fused_verdict.passed
+            probe = texts[: len(corpus.SHORT_TEXTS) + 8]
             plain_s, fused_s = parity.best_seconds([plain_encoder, fused_encoder], probe)
             progress.say(
                 "parity",
@@ -218,7 +297,10 @@ def _fp32(
                 progress.say("parity", "the fused graph is slower than the plain one; using the plain graph")
             else:
                 chosen = _Candidate(
-                    fused, fused_verdict, fusions, "fused by the ONNX Runtime transformer optimizer"
+                    graphs.fused,
+                    fused_verdict,
+                    graphs.fusions,
+                    "fused by the ONNX Runtime transformer optimizer",
                 )
             del fused_encoder
     if not chosen.verdict.passed:
@@ -228,68 +310,113 @@ def _fp32(
             "nothing was written. This is a bug in the exporter or an unsupported model variant: report it "
             "with the checkpoint's config.json"
         )
-    run.fp32_retrieval = run.retrieval_vectors(run.encoder(chosen.path))
-    run.fp32_recall = parity.recall_at_k(*run.fp32_retrieval)
-    progress.say(
-        "parity",
-        f"fp32 retrieval: recall@10 {run.fp32_recall:.3f} on {len(run.retrieval.queries)} queries",
-    )
-    return chosen
+    return _Fp32(chosen, fused_passed)
 
 
-def _int8(run: _Run, fp32: _Candidate, progress: Progress) -> _Candidate | str:
+def _gate(
+    texts: list[str], reference: parity.Vectors, fp32: _Candidate, encoders: _Encoders, progress: Progress
+) -> _Gate:
+    """The baseline of the reduced-precision gates: the shipped fp32 graph on the retrieval corpus."""
+    retrieval = corpus.retrieval_corpus()
+    vectors = _retrieval_vectors(encoders.load(fp32.path), retrieval)
+    recall = parity.recall_at_k(*vectors)
+    progress.say("parity", f"fp32 retrieval: recall@10 {recall:.3f} on {len(retrieval.queries)} queries")
+    return _Gate(texts, reference, retrieval, vectors, recall)
+
+
+def _int8(
+    gate: _Gate, fp32: _Candidate, encoders: _Encoders, work: Path, progress: Progress
+) -> _Candidate | _Rejected:
     """The first int8 plan that passes the gate, or why none did."""
     peaks = precision.activation_peaks(
-        fp32.path, run.encoder(fp32.path), corpus.calibration_texts(), run.work / "calibration.onnx"
+        fp32.path, encoders.load(fp32.path), corpus.calibration_texts(), work / "calibration.onnx"
     )
-    smoothed = run.work / "smoothed.onnx"
+    smoothed = work / "smoothed.onnx"
     down = precision.ffn_down_projections(onnx.load(str(fp32.path), load_external_data=False))
     reasons: list[str] = []
     for i, plan in enumerate(precision.int8_plans(fp32.path)):
-        target = run.work / f"int8-{i}.onnx"
+        target = work / f"int8-{i}.onnx"
         tensors = precision.smooth(fp32.path, smoothed, peaks, skip=down)
         precision.quantize_int8(smoothed, target, plan)
-        run.last_retrieval = ""
-        verdict = run.judge("int8", run.encoder(target))
-        progress.say("quantise", f"int8, {plan.label}: {_describe(verdict)} {run.last_retrieval}".rstrip())
-        if verdict.passed:
+        judged = gate.judge("int8", encoders.load(target))
+        progress.say(
+            "quantise", f"int8, {plan.label}: {_describe(judged.verdict)} {judged.retrieval}".rstrip()
+        )
+        if judged.verdict.passed:
             notes = (
                 f"dynamic int8: per-channel 7-bit weights, uint8 activations, {tensors} MatMul inputs "
                 f"smoothed (SmoothQuant alpha {precision.SMOOTHING_ALPHA}); {plan.label}; "
-                f"{run.last_retrieval}"
+                f"{judged.retrieval}"
             )
-            return _Candidate(target, verdict, fp32.fusions, notes)
-        reasons.append(f"{plan.label}: {'; '.join(verdict.failures)}")
-    return " | ".join(reasons)
+            return _Candidate(target, judged.verdict, fp32.fusions, notes)
+        reasons.append(f"{plan.label}: {'; '.join(judged.verdict.failures)}")
+    return _Rejected(" | ".join(reasons))
 
 
 def _fp16(
-    run: _Run, fused: Path | None, fp32: _Candidate, fusions: dict[str, int], progress: Progress
-) -> _Candidate | str:
+    gate: _Gate, graphs: _Graphs, fp32: _Fp32, encoders: _Encoders, work: Path, progress: Progress
+) -> _Candidate | _Rejected:
     """fp16 from the fused graph (what a GPU wants) when it passed fp32 parity, else from the shipped one."""
-    use_fused = fused is not None and run.fused_valid
-    source, source_fusions = (
-        (fused, fusions) if use_fused and fused is not None else (fp32.path, fp32.fusions)
-    )
-    target = run.work / "fp16.onnx"
+    if graphs.fused is not None and fp32.fused_passed:
+        source, source_fusions, graph_name = graphs.fused, graphs.fusions, "fused"
+    else:
+        source, source_fusions, graph_name = fp32.chosen.path, fp32.chosen.fusions, "shipped fp32"
+    target = work / "fp16.onnx"
     precision.convert_fp16(source, target)
-    run.last_retrieval = ""
     device = "the CPU"
     try:
-        verdict = run.judge("fp16", run.encoder(target))
+        judged = gate.judge("fp16", encoders.load(target))
     except ExportError as exc:
         if "CUDAExecutionProvider" not in ort.get_available_providers():
-            return f"the fp16 graph cannot run on the CPU, so it cannot be gated here (no CUDA either): {exc}"
+            return _Rejected(
+                f"the fp16 graph cannot run on the CPU, so it cannot be gated here (no CUDA either): {exc}"
+            )
         progress.say("quantise", f"fp16 does not run on the CPU ({exc}); gating it on CUDA")
         device = "CUDA"
-        verdict = run.judge("fp16", run.encoder(target, ("CUDAExecutionProvider",)))
-    progress.say("quantise", f"fp16: {_describe(verdict)} {run.last_retrieval}".rstrip())
-    if not verdict.passed:
-        return "; ".join(verdict.failures)
-    graph = "fused" if source == fused else "shipped fp32"
-    notes = f"float16 weights and compute from the {graph} graph, float32 I/O; gated on {device}; "
-    notes += run.last_retrieval
-    return _Candidate(target, verdict, source_fusions, notes)
+        judged = gate.judge("fp16", encoders.load(target, ("CUDAExecutionProvider",)))
+    progress.say("quantise", f"fp16: {_describe(judged.verdict)} {judged.retrieval}".rstrip())
+    if not judged.verdict.passed:
+        return _Rejected("; ".join(judged.verdict.failures))
+    notes = f"float16 weights and compute from the {graph_name} graph, float32 I/O; gated on {device}; "
+    notes += judged.retrieval
+    return _Candidate(target, judged.verdict, source_fusions, notes)
+
+
+def _reduced(
+    names: Sequence[str],
+    gate: _Gate,
+    graphs: _Graphs,
+    fp32: _Fp32,
+    encoders: _Encoders,
+    work: Path,
+    progress: Progress,
+) -> dict[str, _Candidate | _Rejected]:
+    """Build and gate each reduced-precision variant of ``names``."""
+    outcomes: dict[str, _Candidate | _Rejected] = {}
+    for name in names:
+        if name == "int8":
+            outcome = _int8(gate, fp32.chosen, encoders, work, progress)
+        else:
+            outcome = _fp16(gate, graphs, fp32, encoders, work, progress)
+        if isinstance(outcome, _Rejected):
+            progress.say("quantise", f"{name} is NOT written: {outcome.reason}")
+        outcomes[name] = outcome
+    return outcomes
+
+
+def _shipped(
+    fp32: _Candidate, outcomes: dict[str, _Candidate | _Rejected], required: frozenset[str]
+) -> tuple[dict[str, _Candidate], dict[str, str]]:
+    """The variants to write and why the others are left out; a ParityError if a required one failed."""
+    built = {"fp32": fp32} | {n: o for n, o in outcomes.items() if isinstance(o, _Candidate)}
+    skipped = {n: o.reason for n, o in outcomes.items() if isinstance(o, _Rejected)}
+    missing = sorted(required & set(skipped))
+    if missing:
+        raise ParityError(
+            "required variant(s) failed their gate, nothing was written: "
+            + "; ".join(f"{name}: {skipped[name]}" for name in missing)
+        )
+    return built, skipped
 
 
 def _variant(name: str, candidate: _Candidate, directory: Path) -> Variant:
@@ -320,6 +447,41 @@ def _place(staging: Path, out: Path) -> None:
         staging.rename(out)
 
 
+def _manifest(
+    name: str,
+    checkpoint: checkpoints.Checkpoint,
+    dims: int,
+    inputs: tuple[str, ...],
+    variants: dict[str, Variant],
+    reference: str,
+    source_sha: str,
+    opset: int,
+) -> Manifest:
+    return Manifest(
+        name=name,
+        dims=dims,
+        max_length=checkpoint.max_length,
+        pooling=checkpoint.pooling,
+        pooling_in_graph=True,
+        normalize=checkpoint.normalize,
+        inputs=inputs,
+        output=graph.OUTPUT_NAME,
+        variants=variants,
+        source={
+            "name": checkpoint.path.name,
+            "sha256": source_sha,
+            "files": checkpoint.hashed_files(),
+            "model_type": checkpoint.model_type,
+            "architecture": checkpoint.architecture,
+            "reference": reference,
+        },
+        prompts=checkpoint.prompts,
+        opset=opset,
+        versions=_versions(),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
 def export_model(
     source: Path,
     out: Path,
@@ -339,105 +501,46 @@ def export_model(
     _check_options(options)
     _check_output(out, options.force)
     started = time.perf_counter()
-
     with progress.stage("load"):
-        checkpoint = checkpoints.inspect(source, options.pooling, options.max_length, options.normalize)
-        progress.say(
-            "load",
-            f"{checkpoint.architecture} ({checkpoint.model_type}), {checkpoint.num_layers} layers, "
-            f"{checkpoint.hidden_size} dims; {checkpoint.pooling} pooling ({checkpoint.pooling_source}); "
-            f"max_length {checkpoint.max_length} ({checkpoint.max_length_source}); "
-            f"normalize {str(checkpoint.normalize).lower()}",
-        )
-        encoder = graph.load_encoder(checkpoint)
-        tokenizer = graph.load_tokenizer(checkpoint)
+        checkpoint, encoder, tokenizer = _load(source, options, progress)
         with_token_types = graph.uses_token_types(encoder, tokenizer)
+        inputs = graph.graph_inputs(with_token_types)
         source_sha = checkpoint.content_sha256()
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    # mkdtemp makes the directory private; the model directory is meant to be shared.
-    staging.chmod(0o755)
+    staging = _staging(out)
     try:
         write_tokenizer(checkpoint, tokenizer, staging)
-        run = _Run(checkpoint, staging, graph.graph_inputs(with_token_types))
-        plain = run.work / "plain.onnx"
+        encoders = _Encoders(_staged_tokenizer(staging, checkpoint.max_length), inputs)
+        work = staging / ".work"
+        work.mkdir()
         with progress.stage("export"):
+            plain = work / "plain.onnx"
             graph.export_onnx(encoder, tokenizer, checkpoint.pooling, with_token_types, plain, options.opset)
-            progress.say("export", f"opset {options.opset}, inputs {', '.join(run.inputs)}")
-
-        fused: Path | None = run.work / "fused.onnx"
-        fusions: dict[str, int] = {}
+            progress.say("export", f"opset {options.opset}, inputs {', '.join(inputs)}")
         with progress.stage("optimise"):
-            assert fused is not None
-            try:
-                fusions = fusion.optimize(plain, fused, checkpoint)
-                progress.say(
-                    "optimise", "fused " + (", ".join(f"{op} x{n}" for op, n in fusions.items()) or "nothing")
-                )
-            except ExportError as exc:
-                progress.say("optimise", f"{exc}; continuing with the plain graph")
-                fused = None
-
+            graphs = _optimise(plain, checkpoint, work, progress)
         with progress.stage("parity"):
-            reference, description = parity.reference_encoder(
-                checkpoint, encoder, tokenizer, with_token_types
-            )
-            progress.say("parity", f"reference: {description}; {len(run.texts)} texts")
-            run.reference = reference(run.texts)
-            del reference, encoder
+            texts = corpus.parity_texts()
+            encode, description = parity.reference_encoder(checkpoint, encoder, tokenizer, with_token_types)
+            progress.say("parity", f"reference: {description}; {len(texts)} texts")
+            reference = encode(texts)
+            # The PyTorch model is not needed past this point; ORT sessions follow.
+            del encode, encoder
             gc.collect()
-            fp32 = _fp32(run, plain, fused, fusions, progress)
-
-        built: dict[str, _Candidate] = {"fp32": fp32}
-        skipped: dict[str, str] = {}
+            fp32 = _fp32(graphs, texts, reference, encoders, progress)
+            gate = _gate(texts, reference, fp32.chosen, encoders, progress)
         reduced = [v for v in options.variants if v != "fp32"]
+        outcomes: dict[str, _Candidate | _Rejected] = {}
         if reduced:
             with progress.stage("quantise"):
-                for name in reduced:
-                    result = (
-                        _int8(run, fp32, progress)
-                        if name == "int8"
-                        else _fp16(run, fused, fp32, fusions, progress)
-                    )
-                    if isinstance(result, str):
-                        skipped[name] = result
-                        progress.say("quantise", f"{name} is NOT written: {result}")
-                    else:
-                        built[name] = result
-        missing = sorted(set(options.required) & set(skipped))
-        if missing:
-            raise ParityError(
-                "required variant(s) failed their gate, nothing was written: "
-                + "; ".join(f"{name}: {skipped[name]}" for name in missing)
-            )
-
+                outcomes = _reduced(reduced, gate, graphs, fp32, encoders, work, progress)
+        built, skipped = _shipped(fp32.chosen, outcomes, options.required)
         with progress.stage("write"):
-            dims = int(np.asarray(run.reference).shape[1])
             variants = {name: _variant(name, built[name], staging) for name in VARIANTS if name in built}
-            shutil.rmtree(run.work)
-            manifest = Manifest(
-                name=options.name or out.name,
-                dims=dims,
-                max_length=checkpoint.max_length,
-                pooling=checkpoint.pooling,
-                pooling_in_graph=True,
-                normalize=checkpoint.normalize,
-                inputs=run.inputs,
-                output=graph.OUTPUT_NAME,
-                variants=variants,
-                source={
-                    "name": checkpoint.path.name,
-                    "sha256": source_sha,
-                    "files": checkpoint.hashed_files(),
-                    "model_type": checkpoint.model_type,
-                    "architecture": checkpoint.architecture,
-                    "reference": description,
-                },
-                prompts=checkpoint.prompts,
-                opset=options.opset,
-                versions=_versions(),
-                created=datetime.now(UTC).isoformat(timespec="seconds"),
+            shutil.rmtree(work)
+            dims = int(reference.shape[1])
+            name = options.name or out.name
+            manifest = _manifest(
+                name, checkpoint, dims, inputs, variants, description, source_sha, options.opset
             )
             write_manifest(manifest, staging)
             _check_output(out, options.force)

@@ -157,7 +157,7 @@ def activation_peaks(model_path: Path, encoder: OnnxEncoder, texts: Sequence[str
     for name in tensors:
         model.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
     onnx.save(model, str(scratch))
-    probe = OnnxEncoder(scratch, encoder.tokenizer_json, encoder.max_length, encoder.inputs)
+    probe = OnnxEncoder(scratch, encoder.tokenizer, encoder.inputs)
     peaks: Peaks = {}
     for _rows, feed in probe.feeds(texts):
         valid = feed["attention_mask"].astype(bool)

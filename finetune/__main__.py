@@ -10,175 +10,61 @@
     python -m finetune dataset --out DIR [--heldout-fraction 0.2] [--seed N]
 
 Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input data, 130 interrupted
-(Ctrl-C or SIGTERM; training leaves a checkpoint to ``--resume`` from). This module is the package's only
-reader of the process environment: it turns the Hugging Face Hub off, because every model
-here is a local directory.
+(Ctrl-C or SIGTERM; training leaves a checkpoint to ``--resume`` from). Flags and their
+``FINETUNE_<COMMAND>_<FLAG>`` environment variables are defined in :mod:`finetune.settings`.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
 import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from types import FrameType
 
 from finetune.errors import FinetuneError, UsageError
-
-COMMANDS = ("train", "eval", "dataset")
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one integer")
-    return values
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-def _train_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from finetune.trainer import TrainConfig
-
-    d = TrainConfig(Path(), Path(), Path())
-    p = sub.add_parser("train", help="fine-tune a sentence-transformers checkpoint on (query, passage) pairs")
-    p.add_argument(
-        "--base", type=Path, required=True, help="sentence-transformers checkpoint directory to start from"
-    )
-    p.add_argument(
-        "--data", type=Path, required=True, help="JSONL pairs, a dataset dir, a JSONL corpus or a text folder"
-    )
-    p.add_argument("--out", type=Path, required=True, help="output directory (the fine-tuned checkpoint)")
-    p.add_argument(
-        "--epochs", type=int, default=d.epochs, help=f"passes over the training pairs (default {d.epochs})"
-    )
-    p.add_argument(
-        "--batch-size", type=int, default=d.batch_size, help=f"pairs per step (default {d.batch_size})"
-    )
-    p.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default {d.lr})")
-    p.add_argument(
-        "--warmup-ratio", type=float, default=d.warmup_ratio, help="share of steps warming up the LR"
-    )
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay")
-    p.add_argument("--max-steps", type=int, default=d.max_steps, help="stop after N steps (0: all epochs)")
-    p.add_argument(
-        "--max-seq-length",
-        type=int,
-        default=d.max_seq_length,
-        help="training truncation in tokens (default 128)",
-    )
-    p.add_argument(
-        "--matryoshka", type=_ints, default=(), help="also train at these widths, e.g. 768,512,256,128"
-    )
-    p.add_argument(
-        "--scale", type=float, default=d.scale, help="similarity scale (1 / temperature), default 20"
-    )
-    p.add_argument(
-        "--heldout-fraction", type=float, default=d.heldout_fraction, help="share held out (default 0.1)"
-    )
-    p.add_argument("--seed", type=int, default=d.seed, help="seed for the split, batch order and dropout")
-    p.add_argument(
-        "--checkpoint-every", type=int, default=d.checkpoint_every, help="steps between checkpoints"
-    )
-    p.add_argument("--keep-checkpoints", action="store_true", help="keep the last checkpoint after finishing")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--device", default=d.device, help="auto (CUDA if present), cpu, cuda or cuda:N")
-    p.add_argument(
-        "--precision", choices=("fp32", "bf16"), default=d.precision, help="bf16 autocast for GPUs"
-    )
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def _eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("eval", help="recall@k, MRR@10 and nDCG@10 on held-out pairs, systems side by side")
-    p.add_argument(
-        "--data", type=Path, required=True, help="held-out JSONL, a dataset dir or a training --out dir"
-    )
-    p.add_argument("--base", help="base checkpoint directory (label 'base'), or LABEL=DIR")
-    p.add_argument(
-        "--model", action="append", default=[], help="checkpoint directory, or LABEL=DIR (repeatable)"
-    )
-    p.add_argument("--server-url", action="append", default=[], help="running server base URL, or LABEL=URL")
-    p.add_argument("--onnx-dir", help="exported model directory to serve with `python -m server` for the run")
-    p.add_argument("--variant", type=_names, default=(), help="variants of --onnx-dir, e.g. fp32,int8")
-    p.add_argument("--server-arg", action="append", default=[], help="extra argument for the started server")
-    p.add_argument("--api-key-file", type=Path, help="file holding the API key of --server-url")
-    p.add_argument(
-        "--distractors", type=Path, help="more corpus passages: JSONL or a dataset dir (its train split)"
-    )
-    p.add_argument("--k", type=_ints, default=(1, 5, 10), help="recall cut-offs (default 1,5,10)")
-    p.add_argument(
-        "--dimensions", type=_ints, default=(), help="also score truncated vectors at these widths"
-    )
-    p.add_argument("--batch-size", type=int, default=32, help="texts per embedding call (default 32)")
-    p.add_argument("--device", default="cpu", help="torch device for checkpoints (default cpu)")
-    p.add_argument(
-        "--startup-timeout", type=float, default=300.0, help="seconds to wait for a started server"
-    )
-    p.add_argument("--out", type=Path, help="write results JSON here and Markdown next to it (.md)")
-
-
-def _dataset_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from finetune import dataset
-
-    p = sub.add_parser("dataset", help="build the built-in Python-documentation dataset")
-    p.add_argument(
-        "--out", type=Path, required=True, help="directory for train.jsonl, heldout.jsonl, manifest.json"
-    )
-    p.add_argument("--heldout-fraction", type=float, default=dataset.DEFAULT_HELDOUT_FRACTION)
-    p.add_argument("--seed", type=int, default=dataset.DEFAULT_SEED)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m finetune", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    _train_parser(sub)
-    _eval_parser(sub)
-    _dataset_parser(sub)
-    return parser
+from finetune.settings import (
+    DatasetSettings,
+    EvalSettings,
+    Settings,
+    TrainSettings,
+    from_sources,
+    offline_hub,
+)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _run_train(args: argparse.Namespace) -> int:
+def _run_train(settings: TrainSettings) -> int:
     from finetune.trainer import TrainConfig, train
 
-    if args.threads:
+    if settings.threads:
         import torch
 
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(settings.threads)
     config = TrainConfig(
-        base=args.base,
-        data=args.data,
-        out=args.out,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        warmup_ratio=args.warmup_ratio,
-        weight_decay=args.weight_decay,
-        max_steps=args.max_steps,
-        max_seq_length=args.max_seq_length,
-        matryoshka=args.matryoshka,
-        scale=args.scale,
-        heldout_fraction=args.heldout_fraction,
-        seed=args.seed,
-        checkpoint_every=args.checkpoint_every,
-        keep_checkpoints=args.keep_checkpoints,
-        resume=args.resume,
-        device=args.device,
-        precision=args.precision,
-        progress=not args.no_progress,
+        base=settings.base,
+        data=settings.data,
+        out=settings.out,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        lr=settings.lr,
+        warmup_ratio=settings.warmup_ratio,
+        weight_decay=settings.weight_decay,
+        max_steps=settings.max_steps,
+        max_seq_length=settings.max_seq_length,
+        matryoshka=settings.matryoshka,
+        scale=settings.scale,
+        heldout_fraction=settings.heldout_fraction,
+        seed=settings.seed,
+        checkpoint_every=settings.checkpoint_every,
+        keep_checkpoints=settings.keep_checkpoints,
+        resume=settings.resume,
+        device=settings.device,
+        precision=settings.precision,
+        progress=settings.progress,
     )
     # A scheduler or platform stopping the job sends SIGTERM: checkpoint as for Ctrl-C.
     previous = signal.signal(signal.SIGTERM, _interrupt)
@@ -197,58 +83,72 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_eval(args: argparse.Namespace) -> int:
+def _run_eval(settings: EvalSettings) -> int:
     from finetune.evaluation import EvalConfig, evaluate, parse_systems, render_markdown, write_results
 
     api_key = None
-    if args.api_key_file:
+    if settings.api_key_file:
         try:
-            api_key = args.api_key_file.read_text(encoding="utf-8").strip()
+            api_key = settings.api_key_file.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise UsageError(f"cannot read --api-key-file {args.api_key_file}: {exc}") from exc
+            raise UsageError(f"cannot read --api-key-file {settings.api_key_file}: {exc}") from exc
+    systems = parse_systems(
+        settings.base, settings.model, settings.server_url, settings.onnx_dir, settings.variant
+    )
     config = EvalConfig(
-        data=args.data,
-        systems=parse_systems(args.base, args.model, args.server_url, args.onnx_dir, args.variant),
-        ks=args.k,
-        dimensions=args.dimensions,
-        distractors=args.distractors,
-        batch_size=args.batch_size,
-        device=args.device,
+        data=settings.data,
+        systems=systems,
+        ks=settings.k,
+        dimensions=settings.dimensions,
+        distractors=settings.distractors,
+        batch_size=settings.batch_size,
+        device=settings.device,
         api_key=api_key,
-        startup_timeout=args.startup_timeout,
-        server_args=tuple(args.server_arg),
+        startup_timeout=settings.startup_timeout,
+        server_args=settings.server_arg,
     )
     results = evaluate(config)
     print(render_markdown(results), end="")
-    if args.out:
-        json_path, md_path = write_results(results, args.out)
+    if settings.out:
+        json_path, md_path = write_results(results, settings.out)
         print(f"wrote {json_path} and {md_path}")
     return 0
 
 
-def _run_dataset(args: argparse.Namespace) -> int:
+def _run_dataset(settings: DatasetSettings) -> int:
     from finetune import dataset
 
-    manifest = dataset.build(args.out, args.heldout_fraction, args.seed)
+    manifest = dataset.build(settings.out, settings.heldout_fraction, settings.seed)
     counts = manifest["pairs"]
     print(
         f"wrote {counts['train']} training and {counts['heldout']} held-out pairs "
-        f"({len(manifest['groups']['heldout'])} held-out groups) to {args.out}"
+        f"({len(manifest['groups']['heldout'])} held-out groups) to {settings.out}"
     )
     return 0
 
 
+def _run(settings: Settings) -> int:
+    if isinstance(settings, TrainSettings):
+        return _run_train(settings)
+    if isinstance(settings, EvalSettings):
+        return _run_eval(settings)
+    return _run_dataset(settings)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv``, run the command, map errors to exit codes."""
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list and args_list[0].startswith("-") and args_list[0] not in ("-h", "--help"):
-        args_list.insert(0, "train")
-    args = build_parser().parse_args(args_list)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # noqa: TID251
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    runners = {"train": _run_train, "eval": _run_eval, "dataset": _run_dataset}
+    """Parse ``argv`` (flags over the environment), run the command, map errors to exit codes."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0].startswith("-") and args[0] not in ("-h", "--help"):
+        args.insert(0, "train")
     try:
-        return runners[args.command](args)
+        settings = from_sources(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    offline_hub()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(settings)
     except FinetuneError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

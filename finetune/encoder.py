@@ -6,7 +6,6 @@ metrics compare a PyTorch checkpoint with the fp32 and int8 ONNX variants the se
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -15,10 +14,13 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
+from embedclient import ApiError, Client, NotOurServer, Retry, TransportError
 from finetune.errors import RunError, UsageError
 
 DEFAULT_BATCH_SIZE = 32
 RETRIES = 5
+BACKOFF = 0.1
+"""Seconds before the first retry, doubled after each (a Retry-After that asks more wins)."""
 
 
 class Encoder(Protocol):
@@ -54,10 +56,12 @@ class CheckpointEncoder:
 
 
 class HttpEncoder:
-    """Our embedding server's ``POST /embed`` (TEI shape), in batches of ``batch_size``.
+    """Our embedding server's ``POST /embed`` (TEI shape) through :class:`embedclient.Client`,
+    in batches of ``batch_size`` (a 413 halves them).
 
-    429 and 503 answers are retried after their ``Retry-After`` (at most 5 times); any other
-    error stops the evaluation with the server's message.
+    Overload (429/503, after its ``Retry-After``) and a server that restarts are retried, at
+    most ``RETRIES`` tries per request; any other error stops the evaluation with the
+    server's message.
     """
 
     def __init__(
@@ -68,51 +72,28 @@ class HttpEncoder:
         timeout: float = 120.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.url = base_url.rstrip("/") + "/embed"
         self.batch_size = batch_size
-        self.client = httpx.Client(headers=headers, timeout=timeout, transport=transport)
+        self.client = Client(
+            base_url,
+            api_key=api_key,
+            timeout=timeout,
+            retry=Retry(retries=RETRIES - 1, backoff=BACKOFF),
+            transport=transport,
+        )
 
     def close(self) -> None:
         self.client.close()
 
-    def _post(self, batch: list[str]) -> list[list[float]]:
-        for _attempt in range(RETRIES):
-            try:
-                response = self.client.post(
-                    self.url, json={"inputs": batch, "normalize": True, "truncate": True}
-                )
-            except httpx.HTTPError as exc:
-                raise RunError(f"POST {self.url} failed: {exc}; is the server running?") from exc
-            if response.status_code in (429, 503):
-                time.sleep(float(response.headers.get("Retry-After", "1")))
-                continue
-            if response.status_code != 200:
-                raise RunError(f"POST {self.url} answered {response.status_code}: {_error_message(response)}")
-            data = response.json()
-            if not isinstance(data, list) or len(data) != len(batch):
-                raise RunError(f"POST {self.url} returned {type(data).__name__}, not {len(batch)} vectors")
-            return data
-        raise RunError(f"POST {self.url} stayed overloaded after {RETRIES} tries; lower the load and retry")
-
     def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        rows: list[list[float]] = []
-        for start in range(0, len(texts), self.batch_size):
-            rows.extend(self._post(list(texts[start : start + self.batch_size])))
-        if not rows:
+        if not texts:
             raise UsageError("nothing to embed")
+        try:
+            rows = self.client.embed(texts, batch_size=self.batch_size, normalize=True, truncate=True)
+        except ApiError as exc:
+            raise RunError(f"POST {self.url} answered {exc.status}: {exc.message}") from exc
+        except TransportError as exc:
+            raise RunError(f"POST {self.url} failed: {exc.__cause__ or exc}; is the server running?") from exc
+        except NotOurServer as exc:
+            raise RunError(f"{exc}; is {self.client.base_url} our embedding server?") from exc
         return _normalize(np.asarray(rows, dtype=np.float32))
-
-
-def _error_message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict):
-            return str(error.get("message", error))
-        if error is not None:
-            return str(error)
-    return str(body)[:300]

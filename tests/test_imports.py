@@ -22,15 +22,31 @@ FORBIDDEN: dict[str, set[str]] = {
         "rag",
         "bench",
         "finetune",
+        "embedclient",
     },
-    "export": {"rag", "bench", "finetune"},
+    "export": {"rag", "bench", "finetune", "embedclient"},
     "rag": {"server", "export", "bench", "finetune", "torch", "transformers"},
     "bench": {"export", "rag", "finetune"},
     # finetune reaches the server over HTTP (a subprocess) only
     "finetune": {"server", "export", "rag", "bench"},
+    # the one client of our HTTP API (rag, finetune and bench use it) knows the server by its wire contract
+    "embedclient": {"server", "export", "rag", "bench", "finetune"},
 }
-# export may use the manifest format of the server, nothing else of it.
-ALLOWED_SERVER_MODULES = {"export": {"server.manifest"}}
+# The server's pure modules (no HTTP, no threads) are the one implementation of the manifest,
+# tokenizer, collate, pooling and session options: export and bench import them, nothing else
+# of the server (server.session is where session_options lives, next to ORT itself).
+PURE_SERVER_MODULES = {
+    "server.manifest",
+    "server.tokenizer",
+    "server.collate",
+    "server.pooling",
+    "server.session",
+}
+ALLOWED_SERVER_MODULES = {"export": PURE_SERVER_MODULES, "bench": PURE_SERVER_MODULES}
+# bench's in-process engine system measures the server's engine itself, without HTTP.
+ALLOWED_SERVER_FILES = {
+    "bench/systems/engine.py": {"server.engine", "server.loader", "server.metrics", "server.settings"}
+}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -55,7 +71,10 @@ def test_package_respects_import_rules(package: str) -> None:
             top = name.split(".")[0]
             if top in FORBIDDEN[package] and name not in ALLOWED_SERVER_MODULES.get(package, set()):
                 offences.append(f"{file.relative_to(ROOT)} imports {name}")
-            if package == "export" and top == "server" and name not in ALLOWED_SERVER_MODULES["export"]:
+            allowed = ALLOWED_SERVER_MODULES.get(package, set()) | ALLOWED_SERVER_FILES.get(
+                file.relative_to(ROOT).as_posix(), set()
+            )
+            if package in ALLOWED_SERVER_MODULES and top == "server" and name not in allowed:
                 offences.append(f"{file.relative_to(ROOT)} imports {name}")
     assert offences == []
 
@@ -69,3 +88,23 @@ def test_server_runtime_never_loads_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("module", sorted(PURE_SERVER_MODULES))
+def test_pure_server_module_loads_no_http_and_no_threads(module: str) -> None:
+    """Importing a module export and bench share loads no HTTP stack, no thread pools, no
+    server module beyond the pure ones, and starts no thread; only server.session loads ORT."""
+    code = (
+        f"import importlib, sys, threading; importlib.import_module({module!r});"
+        "print(threading.active_count());"
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'onnxruntime','starlette','uvicorn','httptools','prometheus_client'} "
+        "or m.startswith(('server.', 'concurrent.futures')))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    threads, loaded = out.stdout.split("\n")[:2]
+    allowed = PURE_SERVER_MODULES | {"server.errors", "server.providers"}
+    if module == "server.session":
+        allowed |= {m for m in loaded.split(",") if m.split(".")[0] == "onnxruntime"}
+    assert threads == "1"
+    assert sorted(set(filter(None, loaded.split(","))) - allowed) == []

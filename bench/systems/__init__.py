@@ -20,8 +20,9 @@ from typing import Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from server.collate import padding_ratio as batch_padding_ratio
+
 F32 = npt.NDArray[np.float32]
-I64 = npt.NDArray[np.int64]
 Role = Literal["reference", "peer", "ours"]
 Transport = Literal["in-process", "http"]
 
@@ -57,22 +58,11 @@ class System(Protocol):
 
 
 def padding_ratio(batches: Sequence[Sequence[int]]) -> float:
-    """Share of padded positions over batches of token lengths (each padded to its longest)."""
-    real = sum(sum(b) for b in batches)
-    padded = sum(len(b) * max(b) for b in batches if b)
-    return 1.0 - real / padded if padded else 0.0
-
-
-def pad(ids: Sequence[Sequence[int]], pad_id: int, input_names: Sequence[str]) -> dict[str, I64]:
-    """``[n, longest]`` int64 inputs named as the graph expects, padded with ``pad_id``."""
-    width = max(len(row) for row in ids)
-    input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(ids), width), dtype=np.int64)
-    for i, row in enumerate(ids):
-        input_ids[i, : len(row)] = row
-        mask[i, : len(row)] = 1
-    arrays = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
-    return {name: arrays[name] for name in input_names}
+    """Share of padded positions over batches of token lengths, each padded to its longest:
+    the server's per-batch :func:`server.collate.padding_ratio`, weighted by padded size."""
+    sized = [(len(b) * max(b), b) for b in batches if b and max(b) > 0]
+    padded = sum(size for size, _ in sized)
+    return sum(size * batch_padding_ratio(b) for size, b in sized) / padded if padded else 0.0
 
 
 def cosines(a: F32, b: F32) -> F32:

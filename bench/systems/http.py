@@ -4,6 +4,9 @@ One pass sends the texts as requests of ``per_request`` texts (the size Elastics
 ingest sends) from ``concurrency`` closed-loop clients; the server is saturated when
 enough requests are in flight for its batcher to fill batches. For our server the padding
 share and batch sizes come from a ``/metrics`` scrape before and after the pass.
+
+The timed pass runs on the load generator's own client (:mod:`bench.loadgen`); the vectors
+for the agreement check come through :class:`embedclient.Client`, with its retries.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ import numpy as np
 from bench.client import Endpoint, Pool
 from bench.loadgen import Target, closed_loop, prepare, scrape, server_batches
 from bench.systems import F32, Pass, Role, Transport
+from embedclient import Client, ClientError
+
+EMBED_TIMEOUT_S = 300.0
+"""Per request of the agreement check: a hang guard (a pass saturates the same server)."""
 
 
 class PassFailed(RuntimeError):
@@ -71,26 +78,19 @@ class HttpServer:
     def run(self, texts: Sequence[str]) -> Pass:
         return asyncio.run(self._pass(texts))
 
-    async def _embed(self, texts: Sequence[str]) -> F32:
-        pool = Pool(self.endpoint, limit=1)
-        try:
-            parts = []
-            for start in range(0, len(texts), self.per_request):
-                reply = await pool.request(
-                    "POST",
-                    self.target.path,
-                    self.target.body(texts[start : start + self.per_request]),
-                    self.target.headers,
-                )
-                if reply.status != 200:
-                    raise PassFailed(f"{self.label}: HTTP {reply.status}: {reply.body[:200]!r}")
-                parts.append(self.target.vectors(reply.body))
-        finally:
-            await pool.close()
-        return np.concatenate(parts)
-
     def embed(self, texts: Sequence[str]) -> F32:
-        return asyncio.run(self._embed(texts))
+        with Client(self.endpoint.url, headers=self.target.headers, timeout=EMBED_TIMEOUT_S) as client:
+            try:
+                rows = client.embed(
+                    texts,
+                    batch_size=self.per_request,
+                    api=self.target.api,
+                    path=self.target.path,
+                    model=self.target.model or None,
+                )
+            except ClientError as exc:
+                raise PassFailed(f"{self.label}: {exc}") from exc
+        return np.asarray(rows, dtype=np.float32)
 
     def close(self) -> None:
         return None

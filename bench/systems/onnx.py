@@ -1,8 +1,11 @@
 """ONNX Runtime without our server: the plain peer and the bare engine loop.
 
-Both run the exported graph of the model directory with the same session options as the
-server (``ORT_ENABLE_ALL``, sequential execution, ``threads`` intra-op threads) and the
-directory's tokenizer; they differ only in how texts become batches:
+Both run the exported graph of the model directory the way the server runs it, with the
+server's own pure parts: its session options (:func:`server.session.session_options`:
+``ORT_ENABLE_ALL``, sequential execution, ``threads`` intra-op threads), its tokenizer
+(:class:`server.tokenizer.Tokenizer`: truncation, pad id, input clip), its padding
+(:func:`server.collate.collate`) and its pooling (:func:`server.pooling.pool`, for graphs
+that do not pool). They differ only in how texts become batches:
 
 - :class:`PlainOrt` is what a user writes by hand: batches of ``batch_size`` texts in
   corpus order, each padded to its longest text;
@@ -14,74 +17,44 @@ directory's tokenizer; they differ only in how texts become batches:
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import onnxruntime as ort
 
 from bench.model import ModelDir
-from bench.systems import F32, I64, Pass, Role, Transport, pad, padding_ratio
+from bench.systems import F32, Pass, Role, Transport, padding_ratio
+from server.collate import collate
+from server.pooling import pool
+from server.session import session_options
 
-_PAD_TOKENS = ("[PAD]", "<pad>", "<|pad|>")
-
-
-def pad_id(model: ModelDir) -> int:
-    """The pad token id the server would use (tokenizer_config's pad_token, else a known one)."""
-    tok = model.tokenizer()
-    candidates: list[str] = []
-    config = model.path / "tokenizer_config.json"
-    if config.is_file():
-        pad_token = json.loads(config.read_text()).get("pad_token")
-        if isinstance(pad_token, dict):
-            pad_token = pad_token.get("content")
-        if isinstance(pad_token, str):
-            candidates.append(pad_token)
-    for token in (*candidates, *_PAD_TOKENS):
-        if (found := tok.token_to_id(token)) is not None:
-            return int(found)
-    return 0
-
-
-def session(path: Path, threads: int) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+Ids = npt.NDArray[np.int64]
 
 
 class _OrtModel:
-    """An ORT session plus tokenizer that turns padded batches into pooled vectors."""
+    """An ORT session plus the server's tokenizer that turns padded batches into pooled vectors."""
 
     def __init__(self, model: ModelDir, variant: str, threads: int) -> None:
         self.model = model
-        self.session = session(model.variant_path(variant), threads)
+        options = session_options(intra_op_threads=threads, inter_op_threads=1)
+        self.session = ort.InferenceSession(
+            str(model.variant_path(variant)), sess_options=options, providers=["CPUExecutionProvider"]
+        )
         self.tokenizer = model.tokenizer()
-        self.pad_id = pad_id(model)
         self.input_names = [i.name for i in self.session.get_inputs()]
 
-    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        return [enc.ids for enc in self.tokenizer.encode_batch(list(texts))]
+    def tokenize(self, texts: Sequence[str]) -> list[Ids]:
+        return self.tokenizer.encode(texts).ids
 
-    def forward(self, ids: Sequence[Sequence[int]]) -> F32:
-        inputs = pad(ids, self.pad_id, self.input_names)
-        out = np.asarray(self.session.run([self.model.output], inputs)[0], dtype=np.float32)
-        if self.model.pooling_in_graph:
+    def forward(self, ids: Sequence[Ids]) -> F32:
+        inputs = collate(ids, self.tokenizer.pad_id, self.input_names)
+        manifest = self.model.manifest
+        out = np.asarray(self.session.run([manifest.output], inputs)[0], dtype=np.float32)
+        if manifest.pooling_in_graph:
             return out
-        return _pool(out, inputs["attention_mask"], self.model.pooling)
-
-
-def _pool(hidden: F32, mask: I64, pooling: str) -> F32:
-    if pooling == "cls":
-        return np.ascontiguousarray(hidden[:, 0, :])
-    weights = mask.astype(np.float32)[:, :, None]
-    pooled: F32 = ((hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)).astype(np.float32)
-    return pooled
+        return pool(out, inputs["attention_mask"], manifest.pooling)
 
 
 class PlainOrt:

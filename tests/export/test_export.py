@@ -17,6 +17,7 @@ from export.parity import (
     OnnxEncoder,
 )
 from server.manifest import load
+from server.tokenizer import Tokenizer
 
 
 def test_manifest_describes_the_model(minilm_model_dir: Path, minilm_checkpoint: Path) -> None:
@@ -87,8 +88,7 @@ def test_variant_matches_sentence_transformers(
     texts = ["how big", "Der schnelle braune Fuchs.", "word " * 400]
     encoder = OnnxEncoder(
         minilm_model_dir / manifest.variants[variant].file,
-        minilm_model_dir / "tokenizer.json",
-        manifest.max_length,
+        Tokenizer(minilm_model_dir, manifest.max_length),
         manifest.inputs,
     )
     ours = encoder(texts)

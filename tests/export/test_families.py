@@ -14,6 +14,7 @@ from export import parity
 from export.errors import ParityError
 from export.pipeline import ExportOptions, Progress, export_model
 from server.manifest import load
+from server.tokenizer import Tokenizer
 from tests.export.conftest import TinyCheckpoint
 
 # Short inputs keep these exports quick; truncation is exercised all the same.
@@ -61,9 +62,7 @@ def test_pooling_from_config_and_overridden(tiny_checkpoint: TinyCheckpoint, tmp
     assert mean.source["reference"].startswith("transformers")
     text = ["pooling decides which vector comes out"]
     vectors = [
-        parity.OnnxEncoder(tmp_path / name / "model.onnx", tmp_path / name / "tokenizer.json", 64, m.inputs)(
-            text
-        )
+        parity.OnnxEncoder(tmp_path / name / "model.onnx", Tokenizer(tmp_path / name, 64), m.inputs)(text)
         for name, m in (("mean", mean), ("cls", cls))
     ]
     assert not np.allclose(vectors[0], vectors[1])
