@@ -15,20 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.errors import DeadlineExceeded, Overloaded
-from server.scheduler import Batch, ItemState, Lane, Limits, Scheduler
-
-
-def limits(**overrides: int) -> Limits:
-    values = dict(
-        max_batch_tokens=64,
-        max_batch_size=8,
-        max_queue_requests=100,
-        max_queue_tokens=10_000,
-        interactive_max_tokens=8,
-        bulk_share=3,
-    )
-    values.update(overrides)
-    return Limits(**values)
+from server.scheduler import Batch, ItemState, Lane, Scheduler
+from tests.unit.test_batcher import limits
 
 
 def ids(*lengths: int) -> list[np.ndarray]:
