@@ -6,28 +6,30 @@ model: a grounded answer needs at least one passage.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from rag import prompt
+from rag.chat import ChatClient, ChatStream, Usage
 from rag.chunking import TokenCounter
 from rag.prompt import Citation, Prompt
 from rag.retrieval import Fusion, Retriever
 from rag.settings import Settings
 
-if TYPE_CHECKING:  # rag.chat imports openai, which takes seconds; only its Protocol is needed here.
-    from rag.chat import ChatClient
-
 
 @dataclass(frozen=True)
 class Answer:
-    """The model's text and the passages it cites (``citations``) or was given (``prompt``)."""
+    """The model's text and the passages it cites (``citations``) or was given (``prompt``).
+
+    ``usage`` is the chat API's token count (None when the model was not called or did not
+    report it).
+    """
 
     text: str
     citations: list[Citation]
     prompt: Prompt
     fusion: Fusion = "none"
+    usage: Usage | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -36,16 +38,21 @@ class Answer:
             "citations": [c.as_dict() for c in self.citations],
             "passages": len(self.prompt.passages),
             "fusion": self.fusion,
+            "usage": self.usage.as_dict() if self.usage else None,
         }
 
     def render_sources(self) -> str:
-        if not self.citations:
-            return "Sources: none cited"
-        lines = ["Sources:"]
+        lines = ["Sources:" if self.citations else "Sources: none cited"]
         lines += [
             f"[{c.n}] {c.passage.source} (chunk {c.passage.chunk_index}, score {c.passage.score:.4f})"
             for c in self.citations
         ]
+        if self.usage:
+            u = self.usage
+            lines.append(
+                f"Tokens: {u.prompt_tokens} prompt, {u.completion_tokens} completion"
+                + (f" ({u.reasoning_tokens} reasoning)" if u.reasoning_tokens else "")
+            )
         return "\n".join(lines)
 
 
@@ -70,16 +77,15 @@ class Assistant:
         built = prompt.build(question, result.passages, self.counter, self.settings.context_tokens)
         return built, result.fusion
 
-    def stream(self, grounded: Prompt) -> Iterator[str]:
-        """The answer's text deltas (one "I don't know." when there is no passage)."""
+    def stream(self, grounded: Prompt) -> ChatStream:
+        """The answer's text deltas (one "I don't know." when there is no passage); then ``usage``."""
         if not grounded.passages:
-            yield prompt.I_DONT_KNOW
-            return
-        yield from self.chat.stream(grounded.messages)
+            return ChatStream.of([prompt.I_DONT_KNOW])
+        return self.chat.stream(grounded.messages)
 
     @staticmethod
-    def finish(grounded: Prompt, fusion: Fusion, text: str) -> Answer:
-        return Answer(text.strip(), prompt.citations(text, grounded.passages), grounded, fusion)
+    def finish(grounded: Prompt, fusion: Fusion, text: str, usage: Usage | None = None) -> Answer:
+        return Answer(text.strip(), prompt.citations(text, grounded.passages), grounded, fusion, usage)
 
     def ask(
         self,
@@ -89,4 +95,6 @@ class Assistant:
         hybrid: bool | None = None,
     ) -> Answer:
         grounded, fusion = self.prepare(question, k, filters, hybrid)
-        return self.finish(grounded, fusion, "".join(self.stream(grounded)))
+        stream = self.stream(grounded)
+        text = "".join(stream)
+        return self.finish(grounded, fusion, text, stream.usage)

@@ -1,33 +1,47 @@
-"""Turning a document's text into chunks the model can embed whole.
+"""Chunks for retrieval: whole sections where they fit, paragraphs merged up to a token budget.
+
+The one chunker of both ingest paths (``--via pipeline`` sends the chunks it makes, so
+Elasticsearch embeds exactly these). For each document:
 
 1. ``normalize``: ``\\r\\n`` and ``\\r`` become ``\\n``; leading and trailing whitespace go.
-2. ``paragraphs``: split on blank lines (``resources.PARAGRAPH_SEPARATOR``) and trim, exactly
-   what the ingest pipeline does inside Elasticsearch, so both ingest paths agree.
-3. A paragraph whose token count (special tokens included, as the server counts them) is
-   within the budget is one chunk. The budget is ``min(chunk_tokens, model max length)``.
-4. A longer paragraph is cut into windows of whole sentences (whole words when a sentence
-   is too long, characters when a word is) that fit the budget; consecutive windows repeat
-   up to ``overlap`` tokens of whole units. Each window is the exact slice of the original
-   paragraph, and is counted again by the server: one that still does not fit is re-cut
-   with a smaller budget, so no chunk is ever truncated by the model.
-
-The server truncates what it tokenizes at the model's max length, so a count equal to that
-length means "at least that long" and the paragraph is cut.
+2. Layout (:mod:`rag.layout`): headings, paragraphs and code blocks, each split further into
+   *atoms* (sentences and list items of a paragraph, lines of a code block, a heading line).
+   Between two atoms is a break, ranked: before a heading (a section starts) > between blocks
+   > between sentences > between code lines > glued > inside a word. Glued: after a heading,
+   after a paragraph that ends with ``:`` and before a code block that follows a paragraph,
+   so that a heading, a lead-in and its code travel together.
+3. Tokens are counted with the served model's tokenizer (:mod:`rag.tokens`: ``POST
+   /tokenize`` offsets, or the documented estimate without it), special tokens included.
+4. Packing: a chunk takes atoms while they fit the budget (``min(chunk_tokens, model max
+   length)``, the section prefix included); when the next does not fit, the chunk ends at the
+   best-ranked break among those that leave it at least 30 % full (the latest of equals).
+   The next chunk starts ``overlap`` tokens back (whole atoms), except after a section break.
+   An atom longer than the budget is cut between words, or between tokens when one word is.
+5. Each chunk is an exact slice of the text, prefixed by its section path (``Title > Section
+   > Subsection`` and a blank line; the heading that opens the chunk is not repeated).
+   Chunks counted within 2 tokens of the model's max length are counted again whole, and the
+   document is re-packed with a smaller budget if one would be truncated.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from rag import layout
 from rag.embedder import TokenCount
+from rag.layout import Format
 from rag.resources import PARAGRAPH_SEPARATOR
+from rag.tokens import Tokenizer, TokenMap
 
+# Part of the ingest hash: a change here re-chunks and re-embeds on the next run.
+CHUNKER_VERSION = 2
+SECTION, BLOCK, SENTENCE, LINE, GLUED, FORCED = 5, 4, 3, 2, 1, 0
+MIN_FILL = 0.3
 _SEPARATOR = re.compile(PARAGRAPH_SEPARATOR)
-_SENTENCE_END = re.compile(r"[.!?\u3002\uff01\uff1f]+[\"')\]]*(?=\s)")
-_WORD = re.compile(r"\S+")
 
 
 class TokenCounter(Protocol):
@@ -41,125 +55,243 @@ def normalize(content: str) -> str:
 
 
 def paragraphs(content: str) -> list[str]:
-    """The pipeline's chunks: ``content`` split on blank lines, each trimmed, none empty."""
+    """``content`` split on blank lines, each trimmed, none empty: the pipeline's own split of a
+    document sent with ``content`` only (by a client other than rag)."""
     parts = (p.strip() for p in _SEPARATOR.split(normalize(content)))
     return [p for p in parts if p]
 
 
 @dataclass(frozen=True)
-class _Span:
+class Source:
+    """What the chunker needs of a document."""
+
+    content: str
+    format: Format = "text"
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """``text`` = section prefix + ``body``; ``body`` is ``content[start:end]`` (normalized)."""
+
+    text: str
     start: int
     end: int
+    tokens: int
 
 
-def _sentences(text: str) -> list[_Span]:
-    spans = []
-    start = 0
-    for match in _SENTENCE_END.finditer(text):
-        spans.append(_Span(start, match.end()))
-        start = match.end()
-    spans.append(_Span(start, len(text)))
-    out = []
-    for span in spans:
-        piece = text[span.start : span.end]
-        lead = len(piece) - len(piece.lstrip())
-        if piece.strip():
-            out.append(_Span(span.start + lead, span.start + len(piece.rstrip())))
-    return out
+@dataclass(frozen=True)
+class _Atom:
+    start: int
+    end: int
+    quality: int  # of the break before it
+    section: int  # index of its section path
+    heading: bool
+
+
+@dataclass
+class _Doc:
+    text: str
+    title: str | None
+    atoms: list[_Atom]
+    paths: list[tuple[str, ...]]
+    tokens: TokenMap
 
 
 class Chunker:
-    """Splits documents into chunks of at most ``budget`` tokens (see module doc)."""
+    """Cuts documents into chunks of at most ``budget`` tokens (module doc)."""
 
-    def __init__(self, counter: TokenCounter, chunk_tokens: int, overlap: int, model_max: int) -> None:
-        self.counter = counter
+    def __init__(self, tokenizer: Tokenizer, chunk_tokens: int, overlap: int, model_max: int) -> None:
+        self.tokenizer = tokenizer
         self.model_max = model_max
         self.budget = min(chunk_tokens, model_max)
         self.overlap = overlap
+        self._prefixes: dict[str, int] = {}
 
-    def _fits(self, count: TokenCount, budget: int) -> bool:
-        return count.total <= budget and count.total < self.model_max
-
-    def split(self, contents: Sequence[str]) -> list[list[str]]:
-        """The chunk texts of each content, in order; an empty content has no chunks."""
-        per_doc = [paragraphs(c) for c in contents]
-        flat = [p for ps in per_doc for p in ps]
-        counts = iter(self.counter.count_tokens(flat))
-        out: list[list[str]] = []
-        for ps in per_doc:
-            chunks: list[str] = []
-            for paragraph in ps:
-                count = next(counts)
-                if self._fits(count, self.budget):
-                    chunks.append(paragraph)
-                else:
-                    chunks.extend(self._windows(paragraph, count.special))
-            out.append(chunks)
+    def split(self, docs: Sequence[Source]) -> list[list[Chunk]]:
+        """The chunks of each document, in order; a document without text has none."""
+        texts = [normalize(d.content) for d in docs]
+        maps = self.tokenizer.starts(texts)
+        parsed = [
+            _parse(text, doc.format, doc.title, TokenMap(starts))
+            for text, doc, starts in zip(texts, docs, maps, strict=True)
+        ]
+        self._count_prefixes(parsed)
+        budgets = [self.budget] * len(parsed)
+        out = [self._pack(doc, self.budget) for doc in parsed]
+        for _ in range(3):
+            over = self._overflowing(out)
+            if not over:
+                break
+            for i, excess in over.items():
+                budgets[i] = max(8, budgets[i] - excess - 1)
+                out[i] = self._pack(parsed[i], budgets[i])
         return out
 
-    def _units(self, text: str, content_budget: int, specials: int) -> tuple[list[_Span], list[int]]:
-        """Sentences, or words of a sentence too long, or characters of a word too long."""
-        units = _sentences(text)
-        costs = [c.content for c in self.counter.count_tokens([text[u.start : u.end] for u in units])]
-        final: list[_Span] = []
-        final_costs: list[int] = []
-        for unit, cost in zip(units, costs, strict=True):
-            if cost <= content_budget and cost + specials < self.model_max:
-                final.append(unit)
-                final_costs.append(cost)
-                continue
-            words = [
-                _Span(unit.start + m.start(), unit.start + m.end())
-                for m in _WORD.finditer(text[unit.start : unit.end])
-            ]
-            word_costs = [
-                c.content for c in self.counter.count_tokens([text[w.start : w.end] for w in words])
-            ]
-            for word, word_cost in zip(words, word_costs, strict=True):
-                if word_cost <= content_budget and word_cost + specials < self.model_max:
-                    final.append(word)
-                    final_costs.append(word_cost)
-                    continue
-                # One "word" longer than the budget (a URL, a hash, base64): cut it by characters,
-                # sized by its characters per token.
-                step = max(1, (word.end - word.start) * content_budget // max(word_cost, 1) // 2)
-                for s in range(word.start, word.end, step):
-                    final.append(_Span(s, min(s + step, word.end)))
-                    final_costs.append(content_budget // 2)
-        return final, final_costs
+    # -- prefixes ------------------------------------------------------------------------
 
-    def _windows(self, text: str, specials: int) -> list[str]:
-        content_budget = max(1, self.budget - specials)
-        units, costs = self._units(text, content_budget, specials)
-        for _ in range(8):
-            windows = _pack(units, costs, content_budget, self.overlap)
-            texts = [text[w[0].start : w[-1].end] for w in windows]
-            counted = self.counter.count_tokens(texts)
-            worst = max(c.total for c in counted)
-            if all(self._fits(c, self.budget) for c in counted):
-                return texts
-            # Summed unit counts under-estimated the window; shrink by the excess and re-pack.
-            content_budget = max(1, content_budget - max(1, worst - self.budget + 1))
-        return texts
+    def _titles(self, doc: _Doc, atom: _Atom) -> tuple[str, ...]:
+        full = doc.paths[atom.section]
+        path = full[:-1] if atom.heading else full
+        if doc.title and (not full or full[0] != doc.title):
+            path = (doc.title, *path)
+        return path
+
+    def _count_prefixes(self, docs: list[_Doc]) -> None:
+        wanted = set()
+        for doc in docs:
+            for atom in doc.atoms:
+                titles = self._titles(doc, atom)
+                for k in range(len(titles)):
+                    wanted.add(" > ".join(titles[k:]))
+        fresh = sorted(p for p in wanted if p and p not in self._prefixes)
+        for prefix, starts in zip(fresh, self.tokenizer.starts(fresh), strict=True):
+            self._prefixes[prefix] = len(starts)
+
+    def _prefix(self, doc: _Doc, atom: _Atom, budget: int) -> tuple[str, int]:
+        """The section prefix of a chunk that starts at ``atom``, and its tokens (at most 1/4)."""
+        titles = self._titles(doc, atom)
+        for k in range(len(titles)):
+            prefix = " > ".join(titles[k:])
+            cost = self._prefixes.get(prefix, 0)
+            if cost <= budget // 4:
+                return prefix, cost
+        return "", 0
+
+    # -- packing -------------------------------------------------------------------------
+
+    def _fit(self, doc: _Doc, budget: int) -> list[_Atom]:
+        """The atoms, those longer than the budget cut between words, or tokens."""
+        cap = max(1, budget - self.tokenizer.specials - budget // 4)
+        out: list[_Atom] = []
+        for atom in doc.atoms:
+            bounds = [atom.start, *_cuts(doc, atom.start, atom.end, cap), atom.end]
+            for k, (a, b) in enumerate(itertools.pairwise(bounds)):
+                end = a + len(doc.text[a:b].rstrip())
+                if end > a:
+                    first = k == 0
+                    out.append(
+                        _Atom(a, end, atom.quality if first else FORCED, atom.section, atom.heading and first)
+                    )
+        return out
+
+    def _pack(self, doc: _Doc, budget: int) -> list[Chunk]:
+        atoms = self._fit(doc, budget)
+        count = doc.tokens.count
+        specials = self.tokenizer.specials
+
+        def room(i: int) -> tuple[str, int, int]:
+            """Prefix, its tokens, and the tokens left for the body of a chunk starting at ``i``."""
+            prefix, cost = self._prefix(doc, atoms[i], budget)
+            return prefix, cost, budget - specials - cost
+
+        chunks: list[Chunk] = []
+        i = covered = 0
+        while i < len(atoms):
+            first = i
+            prefix, cost, avail = room(i)
+            lo = max(i + 1, covered + 1)
+            j = lo
+            while j < len(atoms) and count(atoms[i].start, atoms[j].end) <= avail:
+                j += 1
+            if j < len(atoms):
+                breaks = range(lo, j + 1)
+                full = [b for b in breaks if count(atoms[i].start, atoms[b - 1].end) >= MIN_FILL * avail]
+                j = max(full or breaks, key=lambda b: (atoms[b].quality, b))
+            start, end = atoms[i].start, atoms[j - 1].end
+            body = doc.text[start:end]
+            chunks.append(
+                Chunk(
+                    f"{prefix}\n\n{body}" if prefix else body, start, end, specials + cost + count(start, end)
+                )
+            )
+            covered = i = j
+            if j < len(atoms) and self.overlap and atoms[j].quality < SECTION:
+                # Start back by whole atoms worth at most ``overlap`` tokens, if they fit with the next.
+                s = j
+                while s - 1 > first and count(atoms[s - 1].start, atoms[j - 1].end) <= self.overlap:
+                    s -= 1
+                while s < j and count(atoms[s].start, atoms[j].end) > room(s)[2]:
+                    s += 1
+                i = s
+        return chunks
+
+    def _overflowing(self, out: list[list[Chunk]]) -> dict[int, int]:
+        """Documents with a chunk the model would truncate: index -> tokens too many."""
+        risky = [(i, c) for i, chunks in enumerate(out) for c in chunks if c.tokens >= self.model_max - 2]
+        if not risky:
+            return {}
+        counted = self.tokenizer.starts([c.text for _, c in risky])
+        over: dict[int, int] = {}
+        for (i, _), starts in zip(risky, counted, strict=True):
+            excess = len(starts) + self.tokenizer.specials - self.model_max
+            if excess > 0:
+                over[i] = max(over.get(i, 0), excess)
+        return over
 
 
-def _pack(units: list[_Span], costs: list[int], budget: int, overlap: int) -> list[list[_Span]]:
-    """Greedy windows of consecutive units within ``budget``, repeating <= ``overlap`` tokens."""
-    windows: list[list[_Span]] = []
-    start = 0
-    while start < len(units):
-        end = start
-        used = 0
-        while end < len(units) and (end == start or used + costs[end] <= budget):
-            used += costs[end]
-            end += 1
-        windows.append(units[start:end])
-        if end >= len(units):
+def _cuts(doc: _Doc, start: int, end: int, cap: int) -> list[int]:
+    """Where to cut ``[start, end)`` into pieces of at most ``cap`` tokens: at the last word
+    start that keeps a piece within ``cap``, or after ``cap`` tokens when one word is longer."""
+    cuts: list[int] = []
+    pos = start
+    text = doc.text
+    while doc.tokens.count(pos, end) > cap:
+        limit = doc.tokens.offset(pos, cap)  # the first token that does not fit
+        k = limit
+        while k > pos and not (text[k - 1].isspace() and not text[k].isspace()):
+            k -= 1
+        cut = k if k > pos else limit
+        if cut <= pos:
             break
-        back = end
-        carried = 0
-        while back - 1 > start and carried + costs[back - 1] <= overlap:
-            back -= 1
-            carried += costs[back]
-        start = back
-    return windows
+        cuts.append(cut)
+        pos = cut
+    return cuts
+
+
+def _is_fence(text: str, start: int, end: int) -> bool:
+    return text[start:end].lstrip().startswith(("```", "~~~"))
+
+
+def _parse(text: str, fmt: Format, title: str | None, tokens: TokenMap) -> _Doc:
+    """Atoms and section paths of one document (module doc, step 2)."""
+    atoms: list[_Atom] = []
+    paths: list[tuple[str, ...]] = [()]
+    stack: list[tuple[int, str]] = []
+    previous: layout.Block | None = None
+    for block in layout.blocks(text, fmt):
+        if block.kind == "heading":
+            while stack and stack[-1][0] >= block.level:
+                stack.pop()
+            stack.append((block.level, block.title))
+            paths.append(tuple(t for _, t in stack))
+            atoms.append(_Atom(block.start, block.end, SECTION, len(paths) - 1, True))
+            previous = block
+            continue
+        quality = BLOCK
+        if previous is not None and (
+            previous.kind == "heading"
+            or (previous.kind == "text" and text[previous.end - 1] == ":")
+            or (block.kind == "code" and previous.kind == "text")
+        ):
+            quality = GLUED
+        if block.kind == "code":
+            cuts, inner = layout.lines(text, block.start, block.end), LINE
+        else:
+            cuts, inner = layout.sentences(text, block.start, block.end), SENTENCE
+        bounds = [block.start, *cuts, block.end]
+        pieces = [(a, a + len(text[a:b].rstrip())) for a, b in itertools.pairwise(bounds)]
+        for k, (a, end) in enumerate(pieces):
+            if end <= a:
+                continue
+            here = quality if k == 0 else inner
+            # A code fence stays with the code it opens or closes.
+            if (
+                block.kind == "code"
+                and k > 0
+                and ((_is_fence(text, *pieces[k - 1]) and k == 1) or _is_fence(text, a, end))
+            ):
+                here = GLUED
+            atoms.append(_Atom(a, end, here, len(paths) - 1, False))
+        previous = block
+    return _Doc(text, title, atoms, paths, tokens)

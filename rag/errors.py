@@ -70,11 +70,23 @@ class SetupConflictError(SearchBackendError):
 
 
 class ChatError(RagError):
-    """The chat completions API (CHAT_BASE_URL) failed."""
+    """The chat completions API (CHAT_BASE_URL) failed.
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    ``retryable``: another attempt may succeed (429, 5xx, a timeout, a refused connection);
+    ``retry_after``: the seconds the API asked to wait, if it said.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
 
 
 class IngestIncompleteError(RagError):
@@ -157,24 +169,45 @@ def chat_errors(base_url: str, model: str) -> Iterator[None]:
     # Imported here: openai takes seconds to import and only `ask` and `serve` need it.
     import openai
 
+    from rag.settings import is_dashscope
+
     where = f"the chat API at CHAT_BASE_URL={base_url} (model {model})"
+    key = (
+        "DASHSCOPE_API_KEY (keys are bound to DASHSCOPE_REGION)" if is_dashscope(base_url) else "CHAT_API_KEY"
+    )
     try:
         yield
     except openai.AuthenticationError as exc:
-        raise ChatError(
-            f"{where} refused the API key: set DASHSCOPE_API_KEY (Bailian) or OPENAI_API_KEY", 401
-        ) from exc
+        raise ChatError(f"{where} refused the API key: set {key}", 401) from exc
     except openai.NotFoundError as exc:
         raise ChatError(
             f"{where} does not know this model or path: check CHAT_MODEL and CHAT_BASE_URL", 404
         ) from exc
     except openai.RateLimitError as exc:
-        raise ChatError(f"{where} is rate limiting us (429); retry later or raise the quota", 429) from exc
+        raise ChatError(
+            f"{where} is rate limiting us (429); retry later or raise the quota",
+            429,
+            retryable=True,
+            retry_after=_retry_after(exc.response),
+        ) from exc
     except openai.APIStatusError as exc:
-        raise ChatError(f"{where} failed with {exc.status_code}: {exc.message}", exc.status_code) from exc
+        raise ChatError(
+            f"{where} failed with {exc.status_code}: {exc.message}",
+            exc.status_code,
+            retryable=exc.status_code >= 500,
+            retry_after=_retry_after(exc.response),
+        ) from exc
     except openai.APITimeoutError as exc:
-        raise ChatError(f"{where} timed out; raise --chat-timeout") from exc
+        raise ChatError(f"{where} timed out; raise --chat-timeout", retryable=True) from exc
     except openai.APIConnectionError as exc:
-        raise ChatError(f"cannot reach {where}: {exc}; check CHAT_BASE_URL") from exc
+        raise ChatError(f"cannot reach {where}: {exc}; check CHAT_BASE_URL", retryable=True) from exc
     except openai.OpenAIError as exc:
         raise ChatError(f"{where} failed: {exc}") from exc
+
+
+def _retry_after(response: Any) -> float | None:
+    raw = str(response.headers.get("retry-after", ""))
+    try:
+        return max(0.0, float(raw)) if raw else None
+    except ValueError:
+        return None

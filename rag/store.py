@@ -175,16 +175,21 @@ class Store:
     # -- documents ---------------------------------------------------------------------
 
     def bulk(
-        self, operations: Sequence[Mapping[str, Any]], pipeline: str | None = None
+        self,
+        operations: Sequence[Mapping[str, Any]],
+        pipeline: str | None = None,
+        embeds: bool = False,
     ) -> list[dict[str, Any]]:
         """One ``_bulk`` request; returns the per-item results in order (``index`` action bodies).
 
         Whole-request failures are retried by :meth:`call`; per-item failures are the caller's.
-        The request waits ``es_timeout``, or at least 120 s with a ``pipeline``: the cluster
-        then embeds every chunk before it answers, and a retry after a timeout would send
-        that work again while the cluster is still doing it.
+        The request waits ``es_timeout``, or at least 120 s with a ``pipeline`` or when the
+        cluster ``embeds`` (a ``semantic_text`` field): it then embeds every chunk before it
+        answers, and a retry after a timeout would send that work again while the cluster is
+        still doing it.
         """
-        timeout = max(self.settings.es_timeout, 120.0) if pipeline else self.settings.es_timeout
+        slow = bool(pipeline) or embeds
+        timeout = max(self.settings.es_timeout, 120.0) if slow else self.settings.es_timeout
 
         def send() -> list[dict[str, Any]]:
             kwargs: dict[str, Any] = {"operations": list(operations)}
@@ -236,7 +241,7 @@ class Store:
             if exc.error_type == "index_not_found_exception":
                 raise NotSetUpError(
                     f"index {index!r} does not exist at ES_URL={self.settings.es_url}: "
-                    "run `python -m rag setup` and `python -m rag ingest`",
+                    f"run `python -m rag setup --index {index}` and `python -m rag ingest --index {index}`",
                     status=404,
                     error_type=exc.error_type,
                 ) from exc

@@ -5,13 +5,20 @@ like OpenAI and Bailian's compatible mode. What it answers is decided by ``respo
 (messages -> text); the default, :func:`grounded_responder`, behaves like a model that
 follows rag's system prompt: it answers from the passage that shares the most words with
 the question and cites it, or says "I don't know." when none does. Every request body is
-kept in ``requests`` so that tests can assert what prompt the model received.
+kept in ``requests`` (and its headers in ``headers``) so that tests can assert what the model
+received.
+
+Like Bailian: ``stream_options.include_usage`` adds a last chunk with no choices and the
+``usage``; ``enable_thinking: true`` streams ``reasoning`` as ``reasoning_content`` deltas
+before the answer. Faults: ``fail_status`` (with ``retry_after`` as a ``Retry-After``
+header); ``hold`` makes a streamed answer wait after its first delta until it is set.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -54,16 +61,24 @@ class ChatStandin:
     responder: Responder = grounded_responder
     api_key: str | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
     fail_status: list[int] = field(default_factory=list)
+    retry_after: int | None = None
+    reasoning: str = "Let me look at the passages."
+    hold: threading.Event | None = None
 
     def _error(self, status: int, message: str, kind: str) -> Response:
+        headers = {"retry-after": str(self.retry_after)} if self.retry_after is not None else None
         return JSONResponse(
-            {"error": {"message": message, "type": kind, "param": None, "code": None}}, status_code=status
+            {"error": {"message": message, "type": kind, "param": None, "code": None}},
+            status_code=status,
+            headers=headers,
         )
 
     async def completions(self, request: Request) -> Response:
         body = json.loads(await request.body())
         self.requests.append(body)
+        self.headers.append(dict(request.headers))
         if self.api_key is not None and request.headers.get("authorization") != f"Bearer {self.api_key}":
             return self._error(401, "Incorrect API key provided.", "invalid_request_error")
         if self.fail_status:
@@ -101,11 +116,37 @@ class ChatStandin:
             }
             return f"data: {json.dumps(payload)}\n\n"
 
+        thinking = body.get("enable_thinking") is True
+        prompt_tokens = sum(len(m.get("content", "").split()) for m in body["messages"])
+        completion_tokens = len(text.split()) + (len(self.reasoning.split()) if thinking else 0)
+
         def events() -> Iterator[str]:
             yield chunk({"role": "assistant", "content": ""}, None)
-            for piece in re.findall(r"\S+\s*", text):
+            if thinking:
+                for piece in re.findall(r"\S+\s*", self.reasoning):
+                    yield chunk({"reasoning_content": piece}, None)
+            for i, piece in enumerate(re.findall(r"\S+\s*", text)):
                 yield chunk({"content": piece}, None)
+                if i == 0 and self.hold is not None:
+                    self.hold.wait(30)
             yield chunk({}, "stop")
+            if (body.get("stream_options") or {}).get("include_usage"):
+                usage: dict[str, Any] = {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                }
+                if thinking:
+                    usage["completion_tokens_details"] = {"reasoning_tokens": len(self.reasoning.split())}
+                payload = {
+                    "id": "chatcmpl-standin",
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": body["model"],
+                    "choices": [],
+                    "usage": usage,
+                }
+                yield f"data: {json.dumps(payload)}\n\n"
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")

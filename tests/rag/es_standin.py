@@ -5,23 +5,40 @@ It is a test double, never storage. It speaks like a cluster of ``version`` (def
   content type the request's ``Accept`` asked for (``application/vnd.elasticsearch+json;
   compatible-with=N`` or ``application/json``); a ``compatible-with`` outside
   {major, major - 1}, or one on ``Accept`` but not on a ``Content-Type`` that was sent, is
-  refused with 400 ``media_type_header_exception``, as real clusters do;
+  refused with 400 ``media_type_header_exception``, as real clusters do; ``filter_path`` works
+  on every response; unknown URL parameters are refused like ES refuses them;
 - errors are ``{"error": {"root_cause": [...], "type", "reason"}, "status"}``;
-- indices: create (mapping validation: field types, ``dense_vector`` dims 1..4096 and
-  similarity), exists, get, get/put mapping, delete; documents: ``_doc`` (with
-  ``?pipeline=``), ``_bulk`` (per-item results, ``?pipeline=``), ``_mget``, ``_search`` and
-  ``_count`` (see ``es_search``), ``_delete_by_query``, ``_refresh``. Search sees what was
-  refreshed (``_refresh`` or ``?refresh=``), GET sees everything, like ES. Documents are
-  checked against the mappings (vector dims, zero vectors under cosine, nested objects);
-- ingest pipelines: put/get/delete, and the processors ``split`` (Java semantics: trailing
-  empty strings dropped), ``trim``, ``set`` (mustache ``{{x}}``/``{{{x}}}``, object
-  values), ``foreach`` (``_ingest._value``), ``remove``, ``inference`` (``input_output``);
+- indices: create (mapping validation: field types and parameters, ``dense_vector`` dims
+  1..4096, similarity, ``element_type`` float, ``index_options`` as ES validates them for the
+  dims; ``semantic_text``), exists, get, get/put mapping, delete, ``_refresh``, ``_flush`` and
+  ``_forcemerge`` (no-ops here), dynamic mapping (``dynamic``, ``dynamic_templates``);
+  documents: ``_doc``/``_create`` (with ``?pipeline=``, ``?refresh=``), ``_bulk`` (per-item
+  results), ``_mget``, ``_search`` and ``_count`` on one index, a list or a wildcard (see
+  ``es_search``), ``_delete_by_query``. Search sees what was refreshed, GET sees everything,
+  like ES. Documents are checked against the mappings (ids, vector dims, zero vectors under
+  cosine, unit vectors under dot_product, nested objects);
+- ingest pipelines: put (each processor's configuration checked, unknown processors refused
+  with ES's ``parse_exception``), get, delete (wildcards); the processors ``split``, ``trim``,
+  ``set``, ``foreach``, ``remove``, ``uppercase``, ``lowercase`` and ``inference``
+  (``input_output``; writes ``model_id`` next to each result like ES's InferenceProcessor),
+  ``on_failure`` and ``ignore_failure``;
 - ``_inference``: put/get/delete (``force``) and perform; service ``hugging_face`` POSTs
   ``{"inputs": [...]}`` to its ``url`` with ``Authorization: Bearer``, ``openai`` POSTs
-  ``{"input", "model", "encoding_format"}`` (base64 from 9.0 on, float before), both in
-  batches of at most 20, retrying 429/502/503 and timeouts with backoff and halving the
-  batch on 413; creating an endpoint embeds ``["how big"]`` to learn the dimensions;
+  ``{"input", "model", "encoding_format"}`` (base64 from 9.0 on, float before). Like ES's
+  inference services they retry 429, 5xx and timeouts with backoff, halve the batch on 413,
+  and then answer ES's error (429 stays 429, 5xx becomes 400, with ES's messages); creating an
+  endpoint embeds ``["how big"]`` to learn the dimensions; ``rate_limit`` is kept and shown
+  (not enforced: tests must not depend on time);
+- ``semantic_text``: indexing chunks the values (``chunking_settings`` of the field or the
+  endpoint: ``sentence`` (ES's default: 250 words, overlap 1 sentence), ``word``, ``none``)
+  and embeds all chunks of a request in batches of the service's size (hugging_face 20,
+  openai 2048); ``_source`` keeps the text, the chunks live in ``_inference_fields`` (shown in
+  search hits when ``fields`` asks for it), searched by the ``semantic`` query and returned by
+  the ``semantic`` highlighter;
 - ``retriever.rrf`` from 8.14 on; ``rrf_licensed=False`` answers 403 like a basic license.
+
+Vectors are scored exactly: ``index_options`` are validated and kept, but nothing is
+quantized, so int8/int4/bbq fields rank like ES after full-precision rescoring.
 
 Fault injection (``faults``): fail whole requests (status, or a delay past the client's
 timeout), hold requests until the test releases them (to kill a client while its request
@@ -34,12 +51,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import fnmatch
+import hashlib
 import json
 import math
 import re
 import struct
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote_plus
@@ -51,13 +71,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.rag.es_search import Mappings, Searcher, SearchError, filter_source, source_filter
+from tests.rag.es_search import (
+    Mappings,
+    Searcher,
+    SearchError,
+    filter_source,
+    source_filter,
+    source_spec,
+)
+from tests.rag.es_search import render as render_hits
 
 FIELD_TYPES = {
     "text",
     "keyword",
     "integer",
     "long",
+    "short",
     "float",
     "double",
     "boolean",
@@ -65,15 +94,74 @@ FIELD_TYPES = {
     "object",
     "nested",
     "dense_vector",
+    "semantic_text",
 }
 SIMILARITIES = {"cosine", "dot_product", "l2_norm", "max_inner_product"}
+# index_options type -> its parameters (ES 9.1, float vectors).
+INDEX_OPTIONS = {
+    "hnsw": {"m", "ef_construction"},
+    "int8_hnsw": {"m", "ef_construction", "confidence_interval", "rescore_vector"},
+    "int4_hnsw": {"m", "ef_construction", "confidence_interval", "rescore_vector"},
+    "bbq_hnsw": {"m", "ef_construction", "rescore_vector"},
+    "flat": set(),
+    "int8_flat": {"confidence_interval", "rescore_vector"},
+    "int4_flat": {"confidence_interval", "rescore_vector"},
+    "bbq_flat": {"rescore_vector"},
+}
+BBQ_MIN_DIMS = 64
+FIELD_PARAMS = {
+    "dense_vector": {"type", "dims", "index", "similarity", "index_options", "element_type", "meta"},
+    "semantic_text": {
+        "type",
+        "inference_id",
+        "search_inference_id",
+        "chunking_settings",
+        "index_options",
+        "model_settings",
+        "meta",
+    },
+}
+# Inference: what each service accepts and how many texts one chunked-inference request holds.
+SERVICE_SETTINGS = {
+    "hugging_face": {"url", "api_key", "rate_limit", "similarity", "dimensions", "max_input_tokens"},
+    "openai": {
+        "url",
+        "api_key",
+        "model_id",
+        "organization_id",
+        "rate_limit",
+        "similarity",
+        "dimensions",
+        "max_input_tokens",
+    },
+}
+REQUIRED_SETTINGS = {"hugging_face": ("api_key", "url"), "openai": ("api_key", "model_id")}
+TASK_SETTINGS = {"hugging_face": set(), "openai": {"user"}}
+DEFAULT_SIMILARITY = {"hugging_face": "cosine", "openai": "dot_product"}
+CHUNKED_BATCH = {"hugging_face": 20, "openai": 2048}
+# Service statuses ES retries (HuggingFaceResponseHandler, OpenAiResponseHandler); timeouts too.
+RETRIED = {"hugging_face": {429, 502, 503}, "openai": {429, 500, 503}}
+RATE_LIMIT_HEADERS = (
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+)
+DEFAULT_RATE_LIMIT = 3000
 INFERENCE_BATCH = 20
+DEFAULT_CHUNKING = {"strategy": "sentence", "max_chunk_size": 250, "sentence_overlap": 1}
+MAX_ID_BYTES = 512
 COMPAT = re.compile(r"compatible-with=(\d+)")
+COMMON_PARAMS = {"pretty", "human", "error_trace", "filter_path"}
+# Named cluster features this stand-in declares (``gte_vX`` ones follow from ``version``).
+FEATURES: frozenset[str] = frozenset()
+# Capabilities (GET _capabilities) by path: only what the stand-in implements.
+CAPABILITIES = {"/_search": {"knn_quantized_vector_rescore_oversample"}}
 
 
 class EsError(Exception):
     def __init__(
-        self, status: int, kind: str, reason: str, caused_by: dict[str, Any] | None = None, **extra: Any
+        self, status: int, kind: str, reason: str, caused_by: Mapping[str, Any] | None = None, **extra: Any
     ) -> None:
         super().__init__(reason)
         self.status = status
@@ -86,14 +174,23 @@ class EsError(Exception):
         cause = {"type": self.kind, "reason": self.reason, **self.extra}
         error: dict[str, Any] = {"root_cause": [cause], **cause}
         if self.caused_by:
-            error["caused_by"] = self.caused_by
+            error["caused_by"] = dict(self.caused_by)
         return {"error": error, "status": self.status}
 
     def item_error(self) -> dict[str, Any]:
         error: dict[str, Any] = {"type": self.kind, "reason": self.reason, **self.extra}
         if self.caused_by:
-            error["caused_by"] = self.caused_by
+            error["caused_by"] = dict(self.caused_by)
         return error
+
+
+def refused(what: str) -> EsError:
+    """A 400 for something ES has that the stand-in deliberately does not implement."""
+    return EsError(400, "illegal_argument_exception", f"{what} is not implemented by the ES stand-in")
+
+
+def mapping_error(reason: str) -> EsError:
+    return EsError(400, "mapper_parsing_exception", f"Failed to parse mapping: {reason}")
 
 
 # -- fault injection -----------------------------------------------------------------------
@@ -210,13 +307,34 @@ class Index:
     docs: dict[str, dict[str, Any]] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
     searchable: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # semantic_text chunks and embeddings per document: {doc id: {field: entry}} (ES's
+    # _inference_fields metadata); what search sees is snapshotted with the documents.
+    inference: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    searchable_inference: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     seq_no: int = 0
 
     def refresh(self) -> None:
         self.searchable = dict(self.docs)
+        self.searchable_inference = dict(self.inference)
+
+    def flat_settings(self) -> dict[str, Any]:
+        """Settings as ``index.x.y`` keys, however they were nested."""
+        out: dict[str, Any] = {}
+
+        def walk(node: dict[str, Any], prefix: str) -> None:
+            for key, value in node.items():
+                if isinstance(value, dict):
+                    walk(value, f"{prefix}{key}.")
+                else:
+                    out[f"{prefix}{key}"] = value
+
+        walk(self.settings, "")
+        return {(k if k.startswith("index.") else f"index.{k}"): v for k, v in out.items()}
 
 
-def validate_properties(properties: Any, prefix: str = "") -> None:
+def validate_properties(
+    properties: Any, prefix: str = "", dims_of: Callable[[str], int | None] | None = None
+) -> None:
     if not isinstance(properties, dict):
         raise EsError(
             400, "mapper_parsing_exception", f"Expected map for property [properties] on field [{prefix}]"
@@ -232,24 +350,147 @@ def validate_properties(properties: Any, prefix: str = "") -> None:
             raise EsError(
                 400, "mapper_parsing_exception", f"No handler for type [{kind}] declared on field [{path}]"
             )
+        unknown = sorted(set(spec) - FIELD_PARAMS.get(kind, set(spec)))
+        if unknown:
+            raise mapping_error(f"unknown parameter [{unknown[0]}] on mapper [{path}] of type [{kind}]")
         if kind == "dense_vector":
-            dims = spec.get("dims")
-            if dims is not None and (not isinstance(dims, int) or not 1 <= dims <= 4096):
-                raise EsError(
-                    400,
-                    "mapper_parsing_exception",
-                    f"Failed to parse mapping: The number of dimensions should be in the range [1, 4096] "
-                    f"but was [{dims}]",
-                )
-            similarity = spec.get("similarity", "cosine")
-            if similarity not in SIMILARITIES:
-                raise EsError(
-                    400,
-                    "mapper_parsing_exception",
-                    f"Failed to parse mapping: Unknown value [{similarity}] for field [similarity]",
-                )
+            validate_vector(path, spec)
+        if kind == "semantic_text":
+            validate_semantic(path, spec, dims_of)
         if kind in ("object", "nested") and "properties" in spec:
-            validate_properties(spec["properties"], path + ".")
+            validate_properties(spec["properties"], path + ".", dims_of)
+
+
+def validate_vector(path: str, spec: dict[str, Any]) -> None:
+    dims = spec.get("dims")
+    if dims is not None and (not isinstance(dims, int) or not 1 <= dims <= 4096):
+        raise mapping_error(f"The number of dimensions should be in the range [1, 4096] but was [{dims}]")
+    element = spec.get("element_type", "float")
+    if element != "float":
+        if element in ("byte", "bit", "bfloat16"):
+            raise refused(f"[element_type: {element}] (the stand-in stores float vectors only)")
+        raise mapping_error(f"invalid element_type [{element}]; available types are [float, byte, bit]")
+    indexed = spec.get("index", True)
+    similarity = spec.get("similarity", "cosine")
+    if similarity not in SIMILARITIES:
+        raise mapping_error(f"Unknown value [{similarity}] for field [similarity]")
+    if not indexed and "similarity" in spec:
+        raise mapping_error(
+            f"Field [similarity] can only be specified for a field of type [dense_vector] when it is "
+            f"indexed [index: true] (field [{path}])"
+        )
+    if "index_options" in spec:
+        if not indexed:
+            raise mapping_error(
+                f"Field [index_options] can only be specified for a field of type [dense_vector] when it "
+                f"is indexed [index: true] (field [{path}])"
+            )
+        validate_index_options(path, spec["index_options"], dims)
+
+
+def validate_index_options(path: str, options: Any, dims: int | None) -> None:
+    if not isinstance(options, dict) or "type" not in options:
+        raise mapping_error("[index_options] requires field [type] to be configured")
+    kind = options["type"]
+    if kind not in INDEX_OPTIONS:
+        raise mapping_error(f"Unknown vector index options type [{kind}] for field [{path}]")
+    extra = {k: v for k, v in options.items() if k != "type" and k not in INDEX_OPTIONS[kind]}
+    if extra:
+        listed = ", ".join(f"{k} : {v}" for k, v in extra.items())
+        raise mapping_error(f"Mapping definition for [{path}] has unsupported parameters:  [{listed}]")
+    for name, low, high in (("m", 2, 512), ("ef_construction", 1, 3200)):
+        if name in options and (not isinstance(options[name], int) or not low <= options[name] <= high):
+            raise mapping_error(f"[{name}] must be between {low} and {high}, got [{options[name]}]")
+    interval = options.get("confidence_interval")
+    if interval is not None and not (interval == 0 or 0.9 <= float(interval) <= 1.0):
+        raise mapping_error(f"confidenceInterval must be between 0.90 and 1.0 or 0, got [{interval}]")
+    rescore = options.get("rescore_vector")
+    if rescore is not None:
+        oversample = rescore.get("oversample") if isinstance(rescore, dict) else None
+        if not isinstance(oversample, int | float) or not (oversample == 0 or 1 <= oversample <= 10):
+            raise mapping_error("[rescore_vector.oversample] must be 0 or between 1.0 and 10.0")
+    if dims is not None:
+        if kind.startswith("bbq") and dims < BBQ_MIN_DIMS:
+            raise mapping_error(
+                f"{kind} does not support dimensions fewer than {BBQ_MIN_DIMS}; provided={dims}"
+            )
+        if kind.startswith("int4") and dims % 2:
+            raise mapping_error(f"{kind} only supports even dimensions; provided={dims}")
+
+
+def validate_chunking(settings: Any) -> dict[str, Any]:
+    """ES's chunking_settings checks; the settings with defaults filled in."""
+    if not isinstance(settings, dict):
+        raise EsError(
+            400, "validation_exception", "Validation Failed: 1: [chunking_settings] must be an object;"
+        )
+    strategy = settings.get("strategy", "sentence")
+    allowed = {
+        "sentence": {"strategy", "max_chunk_size", "sentence_overlap"},
+        "word": {"strategy", "max_chunk_size", "overlap"},
+        "none": {"strategy"},
+    }
+    if strategy not in allowed:
+        raise EsError(
+            400, "validation_exception", f"Validation Failed: 1: Invalid chunkingStrategy [{strategy}];"
+        )
+    extra = sorted(set(settings) - allowed[strategy])
+    if extra:
+        raise EsError(
+            400,
+            "validation_exception",
+            f"Validation Failed: 1: {'Sentence based' if strategy == 'sentence' else 'Word based'} chunking "
+            f"settings can not have the following settings: {extra};",
+        )
+    out = {"strategy": strategy}
+    if strategy == "none":
+        return out
+    size = settings.get("max_chunk_size")
+    low, high = (20, 300) if strategy == "sentence" else (10, 300)
+    if not isinstance(size, int) or not low <= size <= high:
+        raise EsError(
+            400,
+            "validation_exception",
+            f"Validation Failed: 1: [chunking_settings] Invalid value [{size}]. [max_chunk_size] must be a "
+            f"greater than or equal to [{low}] and less than or equal to [{high}];",
+        )
+    out["max_chunk_size"] = size
+    if strategy == "sentence":
+        overlap = settings.get("sentence_overlap", 1)
+        if overlap not in (0, 1):
+            raise EsError(
+                400,
+                "validation_exception",
+                f"Validation Failed: 1: [chunking_settings] Invalid value [{overlap}]. [sentence_overlap] "
+                "must be a greater than or equal to [0] and less than or equal to [1];",
+            )
+        out["sentence_overlap"] = overlap
+    else:
+        overlap = settings.get("overlap")
+        if not isinstance(overlap, int) or not 0 <= overlap <= size // 2:
+            raise EsError(
+                400,
+                "validation_exception",
+                f"Validation Failed: 1: [chunking_settings] Invalid value [{overlap}]. [overlap] must be "
+                f"a greater than or equal to [0] and less than or equal to [{size // 2}];",
+            )
+        out["overlap"] = overlap
+    return out
+
+
+def validate_semantic(path: str, spec: dict[str, Any], dims_of: Callable[[str], int | None] | None) -> None:
+    inference_id = spec.get("inference_id")
+    if not isinstance(inference_id, str) or not inference_id:
+        raise refused(
+            f"[semantic_text] field [{path}] without an [inference_id] (the default ELSER endpoint)"
+        )
+    if "chunking_settings" in spec:
+        validate_chunking(spec["chunking_settings"])
+    options = spec.get("index_options")
+    if options is not None:
+        if not isinstance(options, dict) or set(options) != {"dense_vector"}:
+            raise mapping_error(f'[index_options] of [{path}] must be {{"dense_vector": {{...}}}}')
+        validate_index_options(path, options["dense_vector"], dims_of(inference_id) if dims_of else None)
 
 
 def check_document(properties: dict[str, Any], source: Any, doc_id: str, prefix: str = "") -> None:
@@ -263,28 +504,7 @@ def check_document(properties: dict[str, Any], source: Any, doc_id: str, prefix:
             continue
         kind = spec.get("type", "object")
         if kind == "dense_vector":
-            if not isinstance(value, list) or not all(isinstance(x, int | float) for x in value):
-                raise EsError(
-                    400,
-                    "document_parsing_exception",
-                    f"[1:1] failed to parse: [dense_vector] field [{path}] must be an array of numbers",
-                )
-            dims = spec.get("dims")
-            if dims is not None and len(value) != dims:
-                raise EsError(
-                    400,
-                    "document_parsing_exception",
-                    f"[1:1] failed to parse: The [dense_vector] field [{path}] in doc [document with id "
-                    f"'{doc_id}'] has a different number of dimensions [{len(value)}] than defined in the "
-                    f"mapping [{dims}]",
-                )
-            if spec.get("similarity", "cosine") == "cosine" and math.fsum(x * x for x in value) == 0:
-                raise EsError(
-                    400,
-                    "document_parsing_exception",
-                    "[1:1] failed to parse: The [cosine] similarity does not support vectors with zero "
-                    "magnitude.",
-                )
+            check_vector(spec, value, path, doc_id)
         elif kind in ("object", "nested"):
             items = value if isinstance(value, list) else [value]
             for item in items:
@@ -296,7 +516,7 @@ def check_document(properties: dict[str, Any], source: Any, doc_id: str, prefix:
                         "found a concrete value",
                     )
                 check_document(spec.get("properties", {}), item, doc_id, path + ".")
-        elif kind in ("integer", "long"):
+        elif kind in ("integer", "long", "short"):
             for v in value if isinstance(value, list) else [value]:
                 if (
                     isinstance(v, bool)
@@ -309,6 +529,258 @@ def check_document(properties: dict[str, Any], source: Any, doc_id: str, prefix:
                         f"[1:1] failed to parse field [{path}] of type [{kind}] in document with id "
                         f"'{doc_id}'. Preview of field's value: '{v}'",
                     )
+
+
+def check_vector(spec: dict[str, Any], value: Any, path: str, doc_id: str) -> None:
+    if not isinstance(value, list) or not all(
+        isinstance(x, int | float) and not isinstance(x, bool) for x in value
+    ):
+        raise EsError(
+            400,
+            "document_parsing_exception",
+            f"[1:1] failed to parse: [dense_vector] field [{path}] must be an array of numbers",
+        )
+    dims = spec.get("dims")
+    if dims is not None and len(value) != dims:
+        raise EsError(
+            400,
+            "document_parsing_exception",
+            f"[1:1] failed to parse: The [dense_vector] field [{path}] in doc [document with id "
+            f"'{doc_id}'] has a different number of dimensions [{len(value)}] than defined in the "
+            f"mapping [{dims}]",
+        )
+    similarity = spec.get("similarity", "cosine")
+    squared = math.fsum(x * x for x in value)
+    if similarity == "cosine" and squared == 0:
+        raise EsError(
+            400,
+            "document_parsing_exception",
+            "[1:1] failed to parse: The [cosine] similarity does not support vectors with zero magnitude.",
+        )
+    if similarity == "dot_product" and abs(squared - 1.0) > 1e-3:
+        preview = ", ".join(str(x) for x in value[:10])
+        raise EsError(
+            400,
+            "document_parsing_exception",
+            "[1:1] failed to parse: The [dot_product] similarity can only be used with unit-length "
+            f"vectors. Preview of invalid vector: [{preview}{', ...' if len(value) > 10 else ''}]",
+        )
+
+
+# -- dynamic mapping -------------------------------------------------------------------------
+
+DATE = re.compile(r"\d{4}[-/]\d{2}[-/]\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?")
+
+
+def dynamic_type(value: Any) -> str | None:
+    """ES's match_mapping_type for a JSON value (None: nothing to map)."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "long"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, str):
+        return "date" if DATE.fullmatch(value) else "string"
+    if isinstance(value, dict):
+        return "object"
+    return None
+
+
+def map_dynamically(mappings: dict[str, Any], source: dict[str, Any], doc_id: str) -> None:
+    """Add mappings for the new fields of ``source``, as ES's dynamic mapping does."""
+    templates = mappings.get("dynamic_templates", [])
+
+    def walk(props: dict[str, Any], node: dict[str, Any], prefix: str, dynamic: Any) -> None:
+        for key, value in node.items():
+            path = f"{prefix}{key}"
+            spec = props.get(key)
+            if spec is not None:
+                if isinstance(value, dict | list) and spec.get("type", "object") in ("object", "nested"):
+                    inner = spec.setdefault("properties", {})
+                    for item in value if isinstance(value, list) else [value]:
+                        if isinstance(item, dict):
+                            walk(inner, item, path + ".", spec.get("dynamic", dynamic))
+                elif (
+                    spec.get("type") == "dense_vector"
+                    and spec.get("dims") is None
+                    and isinstance(value, list)
+                ):
+                    spec["dims"] = len(value)
+                continue
+            sample = next((v for v in value if v is not None), None) if isinstance(value, list) else value
+            if sample is None:
+                continue
+            if str(dynamic) == "strict":
+                raise EsError(
+                    400,
+                    "strict_dynamic_mapping_exception",
+                    f"[1:2] mapping set to strict, dynamic introduction of [{key}] within "
+                    f"[{prefix.rstrip('.') or '_doc'}] is not allowed",
+                )
+            if str(dynamic) in ("false", "runtime"):
+                continue
+            kind = dynamic_type(sample)
+            if kind is None:
+                continue
+            mapped = _template(templates, path, key, kind)
+            if mapped is None:
+                mapped = _default_mapping(kind, value)
+            if mapped is None:
+                continue
+            props[key] = mapped
+            if mapped.get("type", "object") in ("object", "nested"):
+                for item in value if isinstance(value, list) else [value]:
+                    if isinstance(item, dict):
+                        walk(mapped.setdefault("properties", {}), item, path + ".", dynamic)
+
+    walk(mappings.setdefault("properties", {}), source, "", mappings.get("dynamic", True))
+
+
+def _template(templates: list[Any], path: str, name: str, kind: str) -> dict[str, Any] | None:
+    for entry in templates:
+        (_, spec), *_ = entry.items()
+        want = spec.get("match_mapping_type", "*")
+        wanted = want if isinstance(want, list) else [want]
+        if "*" not in wanted and kind not in wanted:
+            continue
+        if "path_match" in spec and not any(
+            fnmatch.fnmatchcase(path, p) for p in _listed(spec["path_match"])
+        ):
+            continue
+        if "path_unmatch" in spec and any(
+            fnmatch.fnmatchcase(path, p) for p in _listed(spec["path_unmatch"])
+        ):
+            continue
+        if "match" in spec and not any(fnmatch.fnmatchcase(name, p) for p in _listed(spec["match"])):
+            continue
+        if "unmatch" in spec and any(fnmatch.fnmatchcase(name, p) for p in _listed(spec["unmatch"])):
+            continue
+        mapping = copy.deepcopy(spec.get("mapping", {}))
+        if "type" not in mapping or mapping["type"] == "{dynamic_type}":
+            mapping["type"] = {"string": "text", "long": "long", "double": "float"}.get(kind, kind)
+        return dict(mapping)
+    return None
+
+
+def _listed(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _default_mapping(kind: str, value: Any) -> dict[str, Any] | None:
+    if kind == "string":
+        return {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}
+    if kind == "double":
+        if isinstance(value, list) and 128 <= len(value) <= 4096 and all(isinstance(v, float) for v in value):
+            return {"type": "dense_vector", "dims": len(value), "index": True, "similarity": "cosine"}
+        return {"type": "float"}
+    if kind == "object":
+        return {"properties": {}}
+    return {"type": kind}
+
+
+# -- chunking (semantic_text) ----------------------------------------------------------------
+
+SENTENCE_END = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*\s+|\n\s*")
+WORDS = re.compile(r"\w+(?:['\u2019]\w+)*")
+
+
+def chunk_offsets(text: str, settings: dict[str, Any]) -> list[tuple[int, int]]:
+    """(start, end) character offsets of ``text``'s chunks, as ES's chunkers cut them.
+
+    ``sentence``: whole sentences packed up to ``max_chunk_size`` words, each chunk after the
+    first repeating the previous chunk's last sentence when ``sentence_overlap`` is 1 (a
+    sentence longer than the limit is cut by words); ``word``: windows of ``max_chunk_size``
+    words moving by ``max_chunk_size - overlap``; ``none``: the whole text. Sentence ends are a
+    regex approximation of ICU's sentence breaks (ends of sentences, line breaks).
+    """
+    strategy = settings.get("strategy", "sentence")
+    words = [m.span() for m in WORDS.finditer(text)]
+    if strategy == "none" or not words:
+        return [(0, len(text))]
+    size = int(settings["max_chunk_size"])
+    if strategy == "word":
+        return _word_windows(text, words, 0, len(words), size, int(settings.get("overlap", 0)))
+    sentences = []
+    start = 0
+    for m in SENTENCE_END.finditer(text):
+        if m.end() > start:
+            sentences.append((start, m.end()))
+            start = m.end()
+    if start < len(text):
+        sentences.append((start, len(text)))
+    overlap = int(settings.get("sentence_overlap", 1))
+    chunks: list[tuple[int, int]] = []
+    current: tuple[int, int, int] | None = None  # start, end, words
+    previous: tuple[int, int] | None = None  # start, words of the last sentence
+    for s, e in sentences:
+        count = sum(1 for ws, _ in words if s <= ws < e)
+        if count > size:
+            if current is not None:
+                chunks.append(current[:2])
+            first = next(i for i, (ws, _) in enumerate(words) if ws >= s)
+            for cs, ce in _word_windows(text, words, first, first + count, size, 0):
+                chunks.append((max(cs, s), min(ce, e)))
+            current, previous = None, None
+            continue
+        if current is None:
+            current = (s, e, count)
+        elif current[2] + count <= size:
+            current = (current[0], e, current[2] + count)
+        else:
+            chunks.append(current[:2])
+            if overlap and previous is not None and previous[1] + count <= size:
+                current = (previous[0], e, previous[1] + count)
+            else:
+                current = (s, e, count)
+        previous = (s, count)
+    if current is not None:
+        chunks.append(current[:2])
+    return chunks
+
+
+def _word_windows(
+    text: str, words: list[tuple[int, int]], first: int, last: int, size: int, overlap: int
+) -> list[tuple[int, int]]:
+    out = []
+    step = max(size - overlap, 1)
+    for i in range(first, last, step):
+        start = 0 if i == 0 else words[i][0]
+        j = i + size
+        end = words[j][0] if j < last else (len(text) if last == len(words) else words[last][0])
+        out.append((start, end))
+        if j >= last:
+            break
+    return out
+
+
+def semantic_texts(value: Any) -> list[str]:
+    """A semantic_text field's values as the texts ES embeds (numbers and booleans as strings)."""
+    out = []
+    for v in value if isinstance(value, list) else [value]:
+        if v is None:
+            continue
+        if isinstance(v, bool):
+            out.append("true" if v else "false")
+        elif isinstance(v, int | float | str):
+            out.append(v if isinstance(v, str) else json.dumps(v))
+        else:
+            raise EsError(
+                400,
+                "document_parsing_exception",
+                "[1:1] failed to parse: semantic_text fields take strings (or lists of them)",
+            )
+    return out
+
+
+def semantic_fields(properties: dict[str, Any], prefix: str = "") -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for name, spec in properties.items():
+        if spec.get("type") == "semantic_text":
+            out.append((f"{prefix}{name}", spec))
+        elif spec.get("type", "object") == "object":
+            out.extend(semantic_fields(spec.get("properties", {}), f"{prefix}{name}."))
+    return out
 
 
 # -- ingest pipelines ------------------------------------------------------------------------
@@ -376,6 +848,15 @@ class IngestDocument:
             )
         node[parts[-1]] = value
 
+    def set_or_append(self, path: str, value: Any) -> None:
+        """Set ``path``, or append to what is there (IngestDocument.appendFieldValue: a list's items)."""
+        if not self.has(path):
+            self.set(path, value)
+            return
+        have = self.get(path)
+        items = have if isinstance(have, list) else [have]
+        self.set(path, [*items, *(value if isinstance(value, list) else [value])])
+
     def remove(self, path: str) -> None:
         node: Any
         node, parts = self._root(path)
@@ -421,27 +902,129 @@ def render(template: Any, doc: IngestDocument, media_type: str = "application/js
     return template
 
 
+COMMON_OPTIONS = {"tag", "description", "if", "ignore_failure", "on_failure"}
+# processor -> (required options, optional options)
+PROCESSORS: dict[str, tuple[set[str], set[str]]] = {
+    "split": ({"field", "separator"}, {"target_field", "ignore_missing", "preserve_trailing"}),
+    "trim": ({"field"}, {"target_field", "ignore_missing"}),
+    "uppercase": ({"field"}, {"target_field", "ignore_missing"}),
+    "lowercase": ({"field"}, {"target_field", "ignore_missing"}),
+    "set": ({"field"}, {"value", "copy_from", "override", "ignore_empty_value", "media_type"}),
+    "remove": (set(), {"field", "keep", "ignore_missing"}),
+    "foreach": ({"field", "processor"}, {"ignore_missing"}),
+    "inference": (
+        {"model_id"},
+        {"input_output", "ignore_missing", "target_field", "field_map", "inference_config"},
+    ),
+}
+
+
+def config_error(kind: str, tag: Any, reason: str, prop: str | None = None) -> EsError:
+    extra: dict[str, Any] = {"processor_type": kind}
+    if tag is not None:
+        extra["processor_tag"] = tag
+    if prop is not None:
+        extra["property_name"] = prop
+    return EsError(400, "parse_exception", reason, header=dict(extra), **extra)
+
+
+def validate_processor(definition: Any, endpoints: dict[str, Any]) -> None:
+    """Raise the error ES gives when creating a pipeline with this processor."""
+    if not isinstance(definition, dict) or len(definition) != 1:
+        raise EsError(400, "parse_exception", "a processor must be an object with exactly one processor type")
+    kind, spec = next(iter(definition.items()))
+    if kind not in PROCESSORS:
+        raise EsError(
+            400,
+            "parse_exception",
+            f"No processor type exists with name [{kind}]",
+            header={"processor_type": kind},
+            processor_type=kind,
+        )
+    if not isinstance(spec, dict):
+        raise config_error(kind, None, f"[{kind}] processor configuration must be an object")
+    tag = spec.get("tag")
+    required, optional = PROCESSORS[kind]
+    for name in sorted(required):
+        if name not in spec:
+            raise config_error(kind, tag, f"[{name}] required property is missing", name)
+    if kind == "set" and "value" not in spec and "copy_from" not in spec:
+        raise config_error(kind, tag, "[value] required property is missing", "value")
+    if kind == "set" and "value" in spec and "copy_from" in spec:
+        raise config_error(
+            kind,
+            tag,
+            "[copy_from] cannot set both `copy_from` and `value` in the same processor",
+            "copy_from",
+        )
+    if kind == "remove" and ("field" in spec) == ("keep" in spec):
+        raise config_error(kind, tag, "[keep] or [field] must be specified", "field")
+    unknown = sorted(set(spec) - required - optional - COMMON_OPTIONS)
+    if unknown:
+        raise config_error(
+            kind,
+            tag,
+            f"processor [{kind}] doesn't support one or more provided configuration parameters {unknown}",
+        )
+    if "if" in spec:
+        raise refused("the [if] condition of a processor (a Painless script)")
+    for handler in spec.get("on_failure", []) or []:
+        validate_processor(handler, endpoints)
+    if kind == "foreach":
+        validate_processor(spec["processor"], endpoints)
+    if kind == "inference":
+        if "input_output" not in spec:
+            raise refused("the inference processor without [input_output] (trained-model field maps)")
+        for name in ("target_field", "field_map", "inference_config"):
+            if name in spec:
+                raise config_error(kind, tag, f"[{name}] cannot be combined with [input_output]", name)
+        pairs = spec["input_output"] if isinstance(spec["input_output"], list) else [spec["input_output"]]
+        for pair in pairs:
+            if not isinstance(pair, dict) or "input_field" not in pair or "output_field" not in pair:
+                raise config_error(
+                    kind, tag, "[input_output] requires [input_field] and [output_field]", "input_output"
+                )
+        if spec["model_id"] not in endpoints:
+            raise EsError(
+                404, "resource_not_found_exception", f"Could not find trained model [{spec['model_id']}]"
+            )
+
+
 class Processors:
     """Runs processor definitions against an IngestDocument."""
 
     def __init__(self, standin: EsStandin) -> None:
         self.standin = standin
 
-    def run(self, processors: list[dict[str, Any]], doc: IngestDocument) -> None:
+    def run(self, processors: list[dict[str, Any]], doc: IngestDocument, pipeline: str = "") -> None:
         for definition in processors:
-            self.one(definition, doc)
+            self.one(definition, doc, pipeline)
 
-    def one(self, definition: dict[str, Any], doc: IngestDocument) -> None:
-        if len(definition) != 1:
-            raise EsError(400, "parse_exception", "a processor must have exactly one type")
+    def one(self, definition: dict[str, Any], doc: IngestDocument, pipeline: str = "") -> None:
         kind, spec = next(iter(definition.items()))
-        if "if" in spec or "on_failure" in spec:
-            raise EsError(400, "parse_exception", "the ES stand-in does not run `if` or `on_failure`")
         try:
             getattr(self, f"_{kind}")(spec, doc)
-        except EsError:
-            if not spec.get("ignore_failure"):
+        except EsError as exc:
+            if spec.get("ignore_failure"):
+                return
+            handlers = spec.get("on_failure")
+            if not handlers:
                 raise
+            saved = {k: doc.ingest.get(k) for k in ON_FAILURE_KEYS}
+            doc.ingest.update(
+                on_failure_message=exc.reason,
+                on_failure_processor_type=kind,
+                on_failure_processor_tag=spec.get("tag"),
+                on_failure_pipeline=pipeline,
+            )
+            try:
+                self.run(handlers, doc, pipeline)
+            finally:
+                for key, value in saved.items():
+                    if value is None:
+                        doc.ingest.pop(key, None)
+                    else:
+                        doc.ingest[key] = value
 
     def _missing(self, spec: dict[str, Any], doc: IngestDocument, name: str = "field") -> bool:
         if doc.has(spec[name]):
@@ -471,7 +1054,7 @@ class Processors:
                 parts.pop()
         doc.set(spec.get("target_field", spec["field"]), parts)
 
-    def _trim(self, spec: dict[str, Any], doc: IngestDocument) -> None:
+    def _strings(self, spec: dict[str, Any], doc: IngestDocument, change: Callable[[str], str]) -> None:
         if self._missing(spec, doc):
             return
         value = doc.get(spec["field"])
@@ -480,14 +1063,26 @@ class Processors:
                 raise EsError(
                     400, "illegal_argument_exception", f"field [{spec['field']}] holds a non-string value"
                 )
-            trimmed: Any = [v.strip() for v in value]
+            changed: Any = [change(v) for v in value]
         elif isinstance(value, str):
-            trimmed = value.strip()
+            changed = change(value)
         else:
             raise EsError(
-                400, "illegal_argument_exception", f"field [{spec['field']}] cannot be cast to a string"
+                400,
+                "illegal_argument_exception",
+                f"field [{spec['field']}] of type [{type(value).__name__}] cannot be cast to "
+                "[java.lang.String]",
             )
-        doc.set(spec.get("target_field", spec["field"]), trimmed)
+        doc.set(spec.get("target_field", spec["field"]), changed)
+
+    def _trim(self, spec: dict[str, Any], doc: IngestDocument) -> None:
+        self._strings(spec, doc, str.strip)
+
+    def _uppercase(self, spec: dict[str, Any], doc: IngestDocument) -> None:
+        self._strings(spec, doc, str.upper)
+
+    def _lowercase(self, spec: dict[str, Any], doc: IngestDocument) -> None:
+        self._strings(spec, doc, str.lower)
 
     def _set(self, spec: dict[str, Any], doc: IngestDocument) -> None:
         if not spec.get("override", True) and doc.has(spec["field"]) and doc.get(spec["field"]) is not None:
@@ -497,12 +1092,32 @@ class Processors:
             raise EsError(
                 400, "parse_exception", f"property [media_type] must be one of {', '.join(MEDIA_TYPES)}"
             )
-        value = doc.get(spec["copy_from"]) if "copy_from" in spec else render(spec["value"], doc, media_type)
+        if "copy_from" in spec:
+            if not doc.has(spec["copy_from"]):
+                if spec.get("ignore_empty_value"):
+                    return
+                doc.get(spec["copy_from"])
+            value = doc.get(spec["copy_from"])
+        else:
+            value = render(spec["value"], doc, media_type)
         if spec.get("ignore_empty_value") and value in (None, ""):
             return
-        doc.set(render(spec["field"], doc), copy.deepcopy(value))
+        target = render(spec["field"], doc)
+        if target in (
+            "_index",
+            "_id",
+            "_routing",
+            "_version",
+            "_version_type",
+            "_if_seq_no",
+            "_if_primary_term",
+        ):
+            raise refused(f"setting the [{target}] metadata field in a pipeline")
+        doc.set(target, copy.deepcopy(value))
 
     def _remove(self, spec: dict[str, Any], doc: IngestDocument) -> None:
+        if "keep" in spec:
+            raise refused("the remove processor's [keep] option")
         fields = spec["field"] if isinstance(spec["field"], list) else [spec["field"]]
         for name in fields:
             if doc.has(name):
@@ -533,19 +1148,15 @@ class Processors:
         doc.set(spec["field"], results)
 
     def _inference(self, spec: dict[str, Any], doc: IngestDocument) -> None:
-        if "input_output" not in spec:
-            raise EsError(
-                400,
-                "parse_exception",
-                "the ES stand-in implements the inference processor's input_output only",
-            )
         endpoint = self.standin.endpoints.get(spec["model_id"])
         if endpoint is None:
             raise EsError(
                 404, "resource_not_found_exception", f"Could not find trained model [{spec['model_id']}]"
             )
         pairs = spec["input_output"] if isinstance(spec["input_output"], list) else [spec["input_output"]]
-        for pair in pairs:
+        for i, pair in enumerate(pairs):
+            if not doc.has(pair["input_field"]) and spec.get("ignore_missing"):
+                continue
             text = doc.get(pair["input_field"])
             if not isinstance(text, str):
                 raise EsError(
@@ -553,7 +1164,21 @@ class Processors:
                     "illegal_argument_exception",
                     f"input field [{pair['input_field']}] cannot be processed because it is not a text field",
                 )
-            doc.set(pair["output_field"], self.standin.infer(endpoint, [text])[0])
+            # InferenceResults.writeResultToField: the result at output_field, and (for the first
+            # input only) model_id beside it, each appended to when the field already exists.
+            output = str(pair["output_field"])
+            base, _, _name = output.rpartition(".")
+            doc.set_or_append(output, self.standin.infer(endpoint, [text])[0])
+            if i == 0:
+                doc.set_or_append(f"{base}.model_id" if base else "model_id", endpoint.inference_id)
+
+
+ON_FAILURE_KEYS = (
+    "on_failure_message",
+    "on_failure_processor_type",
+    "on_failure_processor_tag",
+    "on_failure_pipeline",
+)
 
 
 # -- inference endpoints -------------------------------------------------------------------
@@ -566,18 +1191,37 @@ class Endpoint:
     service: str
     service_settings: dict[str, Any]
     dims: int = 0
+    task_settings: dict[str, Any] = field(default_factory=dict)
+    chunking_settings: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_CHUNKING))
+
+    @property
+    def similarity(self) -> str:
+        return str(self.service_settings.get("similarity") or DEFAULT_SIMILARITY[self.service]).lower()
 
     def public(self) -> dict[str, Any]:
         settings = {k: v for k, v in self.service_settings.items() if k != "api_key"}
         settings.update(
-            {"similarity": "cosine", "dimensions": self.dims, "rate_limit": {"requests_per_minute": 3000}}
+            {
+                "similarity": self.similarity,
+                "dimensions": self.dims,
+                "rate_limit": settings.get("rate_limit") or {"requests_per_minute": DEFAULT_RATE_LIMIT},
+            }
         )
         return {
             "inference_id": self.inference_id,
             "task_type": self.task_type,
             "service": self.service,
             "service_settings": settings,
-            "chunking_settings": {"strategy": "sentence", "max_chunk_size": 250, "sentence_overlap": 1},
+            **({"task_settings": self.task_settings} if self.task_settings else {}),
+            "chunking_settings": self.chunking_settings,
+        }
+
+    def model_settings(self) -> dict[str, Any]:
+        return {
+            "task_type": self.task_type,
+            "dimensions": self.dims,
+            "similarity": self.similarity,
+            "element_type": "float",
         }
 
 
@@ -590,6 +1234,37 @@ class Call:
     path: str
     params: dict[str, str]
     headers: dict[str, str]
+
+
+# URL parameters each endpoint recognizes (besides COMMON_PARAMS); anything else is refused
+# like ES refuses it. ``refused`` ones exist in ES but are not implemented here.
+PARAMS = {
+    "doc": {"pipeline", "refresh", "op_type", "routing", "timeout", "wait_for_active_shards"},
+    "bulk": {"pipeline", "refresh", "routing", "timeout", "wait_for_active_shards", "_source"},
+    "search": {
+        "size",
+        "from",
+        "rest_total_hits_as_int",
+        "track_total_hits",
+        "search_type",
+        "ignore_unavailable",
+        "allow_no_indices",
+        "expand_wildcards",
+        "_source",
+        "_source_includes",
+        "_source_excludes",
+        "preference",
+        "request_cache",
+        "typed_keys",
+        "allow_partial_search_results",
+        "ccs_minimize_roundtrips",
+        "batched_reduce_size",
+        "max_concurrent_shard_requests",
+        "pre_filter_shard_size",
+    },
+    "count": {"ignore_unavailable", "allow_no_indices", "expand_wildcards", "preference"},
+}
+REFUSED_PARAMS = {"require_alias", "if_seq_no", "if_primary_term", "version", "version_type", "q", "scroll"}
 
 
 class EsStandin:
@@ -622,11 +1297,11 @@ class EsStandin:
 
     # -- inference service -----------------------------------------------------------------
 
-    def infer(self, endpoint: Endpoint, texts: list[str]) -> list[list[float]]:
-        """Call the endpoint's service like ES: batches of <= 20, retries, 413 halves the batch."""
+    def infer(self, endpoint: Endpoint, texts: list[str], batch: int = INFERENCE_BATCH) -> list[list[float]]:
+        """Call the endpoint's service like ES: batches of <= ``batch``, retries, 413 halves the batch."""
         out: list[list[float]] = []
-        for start in range(0, len(texts), INFERENCE_BATCH):
-            out.extend(self._infer_batch(endpoint, texts[start : start + INFERENCE_BATCH]))
+        for start in range(0, len(texts), batch):
+            out.extend(self._infer_batch(endpoint, texts[start : start + batch]))
         return out
 
     def _infer_batch(self, endpoint: Endpoint, batch: list[str]) -> list[list[float]]:
@@ -640,11 +1315,16 @@ class EsStandin:
                 "model": settings["model_id"],
                 "encoding_format": "base64" if self.major >= 9 else "float",
             }
+            if settings.get("dimensions"):
+                payload["dimensions"] = settings["dimensions"]
+            if endpoint.task_settings.get("user"):
+                payload["user"] = endpoint.task_settings["user"]
+        url = settings.get("url") or "https://api.openai.com/v1/embeddings"
         attempt = 0
         while True:
-            self.inference_calls.append((settings["url"], list(batch)))
+            self.inference_calls.append((url, list(batch)))
             try:
-                response = self.http.post(settings["url"], json=payload, headers=headers)
+                response = self.http.post(url, json=payload, headers=headers)
                 status = response.status_code
             except httpx.TimeoutException:
                 status, response = 408, None
@@ -652,30 +1332,17 @@ class EsStandin:
                 raise EsError(
                     500,
                     "status_exception",
-                    f"Failed to send request to inference entity id [{endpoint.inference_id}]: {exc}",
+                    f"Failed to send request from inference entity id [{endpoint.inference_id}]: {exc}",
                 ) from exc
             if status == 413 and len(batch) > 1:
                 half = len(batch) // 2
                 return self._infer_batch(endpoint, batch[:half]) + self._infer_batch(endpoint, batch[half:])
-            if status in (408, 429, 502, 503) and attempt < self.inference_retries:
+            if (status == 408 or status in RETRIED[endpoint.service]) and attempt < self.inference_retries:
                 time.sleep(self.inference_backoff * (2**attempt))
                 attempt += 1
                 continue
             if status != 200 or response is None:
-                kind = (
-                    "rate limit"
-                    if status == 429
-                    else "authentication error"
-                    if status == 401
-                    else "unsuccessful"
-                )
-                raise EsError(
-                    status if status in (401, 408, 429, 503) else 400,
-                    "status_exception",
-                    f"Received an {kind} status code for request from inference entity id "
-                    f"[{endpoint.inference_id}] status [{status}]. Error message: "
-                    f"[{response.text[:200] if response is not None else 'timed out'}]",
-                )
+                raise service_error(endpoint, url, status, response)
             return self._parse_embeddings(endpoint, response.json(), len(batch))
 
     def _parse_embeddings(self, endpoint: Endpoint, body: Any, expected: int) -> list[list[float]]:
@@ -702,6 +1369,15 @@ class EsStandin:
                 f"[{endpoint.dims}]",
             )
         return [[float(x) for x in v] for v in vectors]
+
+    def embed_query(self, inference_id: str, text: str) -> list[float]:
+        """One text embedded for a search (semantic query, query_vector_builder)."""
+        endpoint = self.endpoints.get(inference_id)
+        if endpoint is None:
+            raise EsError(
+                404, "resource_not_found_exception", f"Inference endpoint not found [{inference_id}]"
+            )
+        return self.infer(endpoint, [text])[0]
 
     # -- HTTP ----------------------------------------------------------------------------
 
@@ -744,10 +1420,14 @@ class EsStandin:
             return f"application/vnd.elasticsearch+json;compatible-with={accept_v.group(1)}", None
         return "application/json", None
 
-    def _respond(self, status: int, body: Any, content_type: str, head: bool = False) -> Response:
+    def _respond(
+        self, status: int, body: Any, content_type: str, head: bool = False, filter_path: str | None = None
+    ) -> Response:
         headers = {"x-elastic-product": "Elasticsearch"}
         if head:
             return Response(status_code=status, headers=headers, media_type=content_type)
+        if filter_path:
+            body = filter_paths(body, [p.strip() for p in filter_path.split(",") if p.strip()])
         return Response(json.dumps(body), status_code=status, headers=headers, media_type=content_type)
 
     async def handle(self, request: Request) -> Response:
@@ -787,8 +1467,8 @@ class EsStandin:
         except EsError as exc:
             status, body = exc.status, exc.body()
         except SearchError as exc:
-            status, body = exc.status, EsError(exc.status, exc.kind, exc.reason).body()
-        return self._respond(status, body, content_type, head=method == "HEAD")
+            status, body = exc.status, search_error_body(exc)
+        return self._respond(status, body, content_type, method == "HEAD", params.get("filter_path"))
 
     def _json(self, raw: bytes) -> Any:
         if not raw:
@@ -800,6 +1480,20 @@ class EsStandin:
                 400, "x_content_parse_exception", f"[1:1] failed to parse the request body: {exc.msg}"
             ) from exc
 
+    @staticmethod
+    def _params(path: str, params: dict[str, str], endpoint: str) -> None:
+        for name in params:
+            if name in COMMON_PARAMS:
+                continue
+            if name in REFUSED_PARAMS:
+                raise refused(f"the [{name}] parameter")
+            if name not in PARAMS[endpoint]:
+                raise EsError(
+                    400,
+                    "illegal_argument_exception",
+                    f"request [{path}] contains unrecognized parameter: [{name}]",
+                )
+
     def _dispatch(self, method: str, path: str, params: dict[str, str], raw: bytes) -> tuple[int, Any]:
         parts = [p for p in path.split("/") if p]
         with self.lock:
@@ -807,20 +1501,40 @@ class EsStandin:
                 return 200, self._info()
             head = parts[0]
             if head == "_bulk":
+                self._params(path, params, "bulk")
                 return self._bulk(None, raw, params)
             if head == "_mget":
                 return self._mget(None, self._json(raw), params)
+            if head in ("_search", "_count"):
+                return self._index_api(method, "*", parts, raw, params, path)
+            if head in ("_refresh", "_flush", "_forcemerge"):
+                for index in self.indices.values():
+                    index.refresh()
+                return 200, {
+                    "_shards": {"total": len(self.indices), "successful": len(self.indices), "failed": 0}
+                }
             if head == "_ingest" and len(parts) >= 2 and parts[1] == "pipeline":
                 return self._pipeline(method, parts[2] if len(parts) > 2 else None, raw)
             if head == "_inference":
                 return self._inference_api(method, parts[1:], raw, params)
+            if head == "_cluster" and parts[1:2] == ["state"]:
+                return 200, {
+                    "cluster_name": "standin",
+                    "nodes_features": [{"node_id": "standin-node", "features": sorted(FEATURES)}],
+                }
+            if head == "_capabilities":
+                wanted = {c for c in params.get("capabilities", "").split(",") if c}
+                have = CAPABILITIES.get(params.get("path", ""), set())
+                return 200, {"supported": bool(wanted) and wanted <= have and not params.get("parameters")}
+            if head == "_knn_search" or (len(parts) > 1 and parts[1] == "_knn_search"):
+                raise refused("the _knn_search endpoint (deprecated in 8.4: use the search API's knn option)")
             if head.startswith("_"):
                 raise EsError(
                     400,
                     "illegal_argument_exception",
                     f"no handler found for uri [{path}] and method [{method}] in the ES stand-in",
                 )
-            return self._index_api(method, head, parts[1:], raw, params)
+            return self._index_api(method, head, parts[1:], raw, params, path)
 
     def _info(self) -> dict[str, Any]:
         return {
@@ -843,17 +1557,27 @@ class EsStandin:
     def _index(self, name: str) -> Index:
         index = self.indices.get(name)
         if index is None:
-            raise EsError(
-                404,
-                "index_not_found_exception",
-                f"no such index [{name}]",
-                index=name,
-                **{"resource.type": "index_or_alias", "resource.id": name},
-            )
+            resource: dict[str, Any] = {"resource.type": "index_or_alias", "resource.id": name}
+            raise EsError(404, "index_not_found_exception", f"no such index [{name}]", index=name, **resource)
         return index
 
+    def _resolve(self, expression: str, params: dict[str, str]) -> list[Index]:
+        """Indices named by a comma list with wildcards (``_all``/``*``: every index)."""
+        lenient = params.get("ignore_unavailable") in ("true", "")
+        found: list[Index] = []
+        for name in expression.split(","):
+            if name in ("_all", "*"):
+                found.extend(self.indices.values())
+            elif "*" in name:
+                found.extend(i for n, i in self.indices.items() if fnmatch.fnmatchcase(n, name))
+            elif name in self.indices:
+                found.append(self.indices[name])
+            elif not lenient:
+                self._index(name)
+        return list({i.name: i for i in found}.values())
+
     def _index_api(
-        self, method: str, name: str, rest: list[str], raw: bytes, params: dict[str, str]
+        self, method: str, name: str, rest: list[str], raw: bytes, params: dict[str, str], path: str = ""
     ) -> tuple[int, Any]:
         if not rest:
             if method == "HEAD":
@@ -861,69 +1585,86 @@ class EsStandin:
             if method == "PUT":
                 return self._create_index(name, self._json(raw))
             if method == "GET":
-                index = self._index(name)
+                found = self._resolve(name, params)
                 return 200, {
-                    name: {"aliases": {}, "mappings": index.mappings, "settings": {"index": index.settings}}
+                    i.name: {"aliases": {}, "mappings": i.mappings, "settings": {"index": i.settings}}
+                    for i in found
                 }
             if method == "DELETE":
-                self._index(name)
-                del self.indices[name]
+                for index in self._resolve(name, {}):
+                    del self.indices[index.name]
                 return 200, {"acknowledged": True}
         op = rest[0]
         if op == "_mapping":
-            index = self._index(name)
-            if method == "GET":
-                return 200, {name: {"mappings": index.mappings}}
-            body = self._json(raw)
-            props = body.get("properties", {})
-            validate_properties(props)
-            have = index.mappings.setdefault("properties", {})
-            for field_name, spec in props.items():
-                if field_name in have and have[field_name].get("type", "object") != spec.get(
-                    "type", "object"
-                ):
-                    raise EsError(
-                        400,
-                        "illegal_argument_exception",
-                        f"mapper [{field_name}] cannot be changed from type "
-                        f"[{have[field_name].get('type', 'object')}] to [{spec.get('type', 'object')}]",
-                    )
-                have[field_name] = spec
-            return 200, {"acknowledged": True}
-        if op == "_doc":
+            return self._mapping(method, name, raw)
+        if op in ("_doc", "_create"):
+            self._params(path, params, "doc")
+            if op == "_create":
+                params = {**params, "op_type": "create"}
             return self._doc(method, name, rest[1] if len(rest) > 1 else None, raw, params)
         if op == "_bulk":
+            self._params(path, params, "bulk")
             return self._bulk(name, raw, params)
         if op == "_mget":
             return self._mget(name, self._json(raw), params)
-        if op == "_refresh":
-            self._index(name).refresh()
-            return 200, {"_shards": {"total": 1, "successful": 1, "failed": 0}}
+        if op in ("_refresh", "_flush", "_forcemerge"):
+            found = self._resolve(name, params)
+            for index in found:
+                index.refresh()
+            return 200, {"_shards": {"total": len(found), "successful": len(found), "failed": 0}}
         if op == "_search":
-            return 200, self._search(name, self._json(raw))
+            self._params(path, params, "search")
+            return 200, self._search(name, self._json(raw), params)
         if op == "_count":
+            self._params(path, params, "count")
             body = self._json(raw)
-            index = self._index(name)
-            searcher = Searcher(index.searchable, Mappings(index.mappings.get("properties", {})), name)
-            found = searcher.search({"query": body.get("query", {"match_all": {}}), "size": 0})
-            return 200, {
-                "count": found["hits"]["total"]["value"],
-                "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
-            }
+            total = 0
+            for index in self._resolve(name, params):
+                ranked, _ = self._searcher(index).rank({"query": body.get("query", {"match_all": {}})})
+                total += len(ranked)
+            return 200, {"count": total, "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0}}
         if op == "_delete_by_query":
             return self._delete_by_query(name, self._json(raw), params)
+        if op in ("_alias", "_aliases"):
+            raise refused("index aliases")
         raise EsError(
             400,
             "illegal_argument_exception",
             f"no handler found for uri [/{name}/{'/'.join(rest)}] and method [{method}] in the ES stand-in",
         )
 
+    def _mapping(self, method: str, name: str, raw: bytes) -> tuple[int, Any]:
+        if method == "GET":
+            return 200, {i.name: {"mappings": i.mappings} for i in self._resolve(name, {})}
+        index = self._index(name)
+        body = self._json(raw)
+        props = body.get("properties", {})
+        validate_properties(props, dims_of=self._dims_of)
+        have = index.mappings.setdefault("properties", {})
+        for field_name, spec in props.items():
+            if field_name in have and have[field_name].get("type", "object") != spec.get("type", "object"):
+                raise EsError(
+                    400,
+                    "illegal_argument_exception",
+                    f"mapper [{field_name}] cannot be changed from type "
+                    f"[{have[field_name].get('type', 'object')}] to [{spec.get('type', 'object')}]",
+                )
+            have[field_name] = spec
+        for key in ("dynamic", "dynamic_templates"):
+            if key in body:
+                index.mappings[key] = body[key]
+        return 200, {"acknowledged": True}
+
+    def _dims_of(self, inference_id: str) -> int | None:
+        endpoint = self.endpoints.get(inference_id)
+        return endpoint.dims if endpoint is not None else None
+
     def _create_index(self, name: str, body: dict[str, Any]) -> tuple[int, Any]:
         if name in self.indices:
             raise EsError(
                 400, "resource_already_exists_exception", f"index [{name}/standin] already exists", index=name
             )
-        if name != name.lower() or name.startswith(("_", "-", "+")):
+        if name != name.lower() or name.startswith(("_", "-", "+")) or any(c in name for c in ' "*\\<|,>/?#'):
             raise EsError(
                 400,
                 "invalid_index_name_exception",
@@ -933,8 +1674,10 @@ class EsStandin:
         unknown = set(body) - {"mappings", "settings", "aliases"}
         if unknown:
             raise EsError(400, "parse_exception", f"unknown key [{sorted(unknown)[0]}] for create index")
+        if body.get("aliases"):
+            raise refused("index aliases")
         mappings = copy.deepcopy(body.get("mappings", {}))
-        validate_properties(mappings.get("properties", {}))
+        validate_properties(mappings.get("properties", {}), dims_of=self._dims_of)
         self.indices[name] = Index(name, mappings, copy.deepcopy(body.get("settings", {})))
         return 200, {"acknowledged": True, "shards_acknowledged": True, "index": name}
 
@@ -944,6 +1687,7 @@ class EsStandin:
                 400, "document_parsing_exception", "[1:1] failed to parse: the document must be an object"
             )
         doc = copy.deepcopy(source)
+        pipeline = pipeline or index.flat_settings().get("index.default_pipeline")
         if pipeline and pipeline != "_none":
             definition = self.pipelines.get(pipeline)
             if definition is None:
@@ -951,12 +1695,100 @@ class EsStandin:
                     400, "illegal_argument_exception", f"pipeline with id [{pipeline}] does not exist"
                 )
             ingest = IngestDocument(doc)
-            self.processors.run(definition.get("processors", []), ingest)
+            self.processors.run(definition.get("processors", []), ingest, pipeline)
             doc = ingest.source
-        check_document(index.mappings.get("properties", {}), doc, doc_id)
         return doc
 
-    def _write(self, index: Index, doc_id: str, source: dict[str, Any], create_only: bool) -> dict[str, Any]:
+    def _check(self, index: Index, doc_id: str, source: dict[str, Any]) -> None:
+        """Map new fields and check the document against the mappings (mappings change only if it passes)."""
+        mappings = copy.deepcopy(index.mappings)
+        map_dynamically(mappings, source, doc_id)
+        check_document(mappings.get("properties", {}), source, doc_id)
+        index.mappings.clear()
+        index.mappings.update(mappings)
+
+    def _embed_semantic(
+        self, index: Index, sources: dict[int, dict[str, Any]]
+    ) -> tuple[dict[int, dict[str, dict[str, Any]]], dict[int, EsError]]:
+        """Chunk and embed the semantic_text fields of several documents, batching like ES.
+
+        Returns the inference entries per position, and the error of each position that failed.
+        """
+        entries: dict[int, dict[str, dict[str, Any]]] = {}
+        errors: dict[int, EsError] = {}
+        # (position, field, text offset) for every chunk, grouped by endpoint.
+        pending: dict[str, list[tuple[int, str, int, int, str]]] = {}
+        for position, source in sources.items():
+            for path, spec in semantic_fields(index.mappings.get("properties", {})):
+                found = _values_at(source, path)
+                if not found:
+                    continue
+                inference_id = str(spec["inference_id"])
+                endpoint = self.endpoints.get(inference_id)
+                if endpoint is None:
+                    errors[position] = EsError(
+                        404,
+                        "resource_not_found_exception",
+                        f"Inference id [{inference_id}] not found for field [{path}]",
+                    )
+                    continue
+                try:
+                    texts = semantic_texts(found[0])
+                except EsError as exc:
+                    errors[position] = exc
+                    continue
+                settings = (
+                    validate_chunking(spec["chunking_settings"])
+                    if "chunking_settings" in spec
+                    else endpoint.chunking_settings
+                )
+                # Offsets run over the values as one text, one separator character between values.
+                cursor = 0
+                for text in texts:
+                    if text.strip():
+                        for s, e in chunk_offsets(text, settings):
+                            pending.setdefault(inference_id, []).append(
+                                (position, path, cursor + s, cursor + e, text[s:e])
+                            )
+                    cursor += len(text) + 1
+                joined = "\n".join(texts)
+                entries.setdefault(position, {})[path] = {
+                    "inference_id": inference_id,
+                    "model_settings": endpoint.model_settings(),
+                    "similarity": endpoint.similarity,
+                    "text": joined,
+                    "chunks": [],
+                }
+        for inference_id, chunks in pending.items():
+            endpoint = self.endpoints[inference_id]
+            batch = CHUNKED_BATCH[endpoint.service]
+            for start in range(0, len(chunks), batch):
+                group = [c for c in chunks[start : start + batch] if c[0] not in errors]
+                if not group:
+                    continue
+                try:
+                    vectors = self.infer(endpoint, [c[4] for c in group], batch=batch)
+                except EsError as exc:
+                    for position, path, *_ in group:
+                        errors[position] = EsError(
+                            exc.status,
+                            "inference_exception",
+                            f"Exception when running inference id [{inference_id}] on field [{path}]",
+                            caused_by=exc.item_error(),
+                        )
+                    continue
+                for (position, path, s, e, _), vector in zip(group, vectors, strict=True):
+                    entries[position][path]["chunks"].append((s, e, vector))
+        return entries, errors
+
+    def _write(
+        self,
+        index: Index,
+        doc_id: str,
+        source: dict[str, Any],
+        create_only: bool,
+        inference: dict[str, dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         exists = doc_id in index.docs
         if create_only and exists:
             raise EsError(
@@ -968,6 +1800,15 @@ class EsStandin:
                 shard="0",
             )
         index.docs[doc_id] = source
+        if inference:
+            index.inference[doc_id] = inference
+            # Like ES, the first embedded document records the model's settings in the mapping.
+            for path, entry in inference.items():
+                spec = Mappings(index.mappings.get("properties", {})).field(path)
+                if spec is not None and "model_settings" not in spec:
+                    _mapping_at(index.mappings, path)["model_settings"] = dict(entry["model_settings"])
+        else:
+            index.inference.pop(doc_id, None)
         index.versions[doc_id] = index.versions.get(doc_id, 0) + 1
         index.seq_no += 1
         return {
@@ -986,24 +1827,59 @@ class EsStandin:
             self._create_index(name, {})
         return self.indices[name]
 
-    def _refresh_param(self, index: Index, params: dict[str, str]) -> None:
-        if params.get("refresh") in ("", "true", "wait_for"):
+    @staticmethod
+    def _check_id(doc_id: Any) -> str | None:
+        if doc_id is None:
+            return None
+        text = str(doc_id)
+        if text == "":
+            raise EsError(400, "illegal_argument_exception", "if _id is specified it must not be empty")
+        size = len(text.encode())
+        if size > MAX_ID_BYTES:
+            raise EsError(
+                400,
+                "action_request_validation_exception",
+                f"Validation Failed: 1: id [{text}] is too long, must be no longer than {MAX_ID_BYTES} bytes "
+                f"but was: {size};",
+            )
+        return text
+
+    def _refresh_param(self, index: Index, params: dict[str, str]) -> bool:
+        """Apply ``?refresh=``; True when it forced a refresh (``forced_refresh`` in the answer)."""
+        value = params.get("refresh")
+        if value in ("", "true", "wait_for"):
             index.refresh()
+            return value != "wait_for"
+        if value not in (None, "false"):
+            raise EsError(400, "illegal_argument_exception", f"Unknown value for refresh: [{value}].")
+        return False
 
     def _doc(
         self, method: str, name: str, doc_id: str | None, raw: bytes, params: dict[str, str]
     ) -> tuple[int, Any]:
         if method in ("PUT", "POST"):
             index = self._auto_index(name)
-            doc_id = doc_id or f"auto-{index.seq_no + 1}"
+            op_type = params.get("op_type", "index")
+            if op_type not in ("index", "create"):
+                raise EsError(
+                    400,
+                    "illegal_argument_exception",
+                    f"opType must be 'create' or 'index', found: [{op_type}]",
+                )
+            doc_id = self._check_id(doc_id) or auto_id(index)
             source = self._prepare(index, doc_id, self._json(raw), params.get("pipeline"))
-            result = self._write(index, doc_id, source, params.get("op_type") == "create")
-            self._refresh_param(index, params)
+            self._check(index, doc_id, source)
+            entries, errors = self._embed_semantic(index, {0: source})
+            if errors:
+                raise errors[0]
+            result = self._write(index, doc_id, source, op_type == "create", entries.get(0))
+            if self._refresh_param(index, params):
+                result["forced_refresh"] = True
             return result.pop("status"), result
         index = self._index(name)
         if doc_id is None:
             raise EsError(400, "illegal_argument_exception", "a document id is required")
-        if method == "GET":
+        if method in ("GET", "HEAD"):
             if doc_id not in index.docs:
                 return 404, {"_index": name, "_id": doc_id, "found": False}
             return 200, {
@@ -1017,6 +1893,7 @@ class EsStandin:
             }
         if method == "DELETE":
             found = index.docs.pop(doc_id, None) is not None
+            index.inference.pop(doc_id, None)
             self._refresh_param(index, params)
             return (200 if found else 404), {
                 "_index": name,
@@ -1027,74 +1904,139 @@ class EsStandin:
 
     def _bulk(self, default_index: str | None, raw: bytes, params: dict[str, str]) -> tuple[int, Any]:
         started = time.monotonic()
-        lines = [line for line in raw.decode().split("\n") if line.strip()]
+        lines = raw.decode().split("\n")
         fault = self.faults.take_items()
-        items = []
-        touched: set[str] = set()
-        position = 0
+        # Parse everything first: a malformed line fails the whole request, like ES.
+        actions: list[tuple[str, dict[str, Any], Any]] = []
         i = 0
         while i < len(lines):
+            line = lines[i]
+            i += 1
+            if not line.strip():
+                continue
             try:
-                action_line = json.loads(lines[i])
+                action_line = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise EsError(
                     400, "x_content_parse_exception", f"[1:1] malformed action line: {exc.msg}"
                 ) from exc
-            action, meta = next(iter(action_line.items()))
-            if action not in ("index", "create", "delete"):
+            if not isinstance(action_line, dict) or not action_line:
                 raise EsError(
                     400,
                     "illegal_argument_exception",
-                    f"Malformed action/metadata line [{i + 1}], the ES stand-in knows index/create/delete",
+                    f"Malformed action/metadata line [{i}], expected FIELD_NAME but found [END_OBJECT]",
                 )
+            action, meta = next(iter(action_line.items()))
+            if action not in ("index", "create", "delete", "update"):
+                raise EsError(
+                    400,
+                    "illegal_argument_exception",
+                    f"Malformed action/metadata line [{i}], expected field [create], [delete], [index] or "
+                    f"[update] but found [{action}]",
+                )
+            if action == "update":
+                raise refused("the bulk [update] action")
             source = None
             if action != "delete":
+                while i < len(lines) and not lines[i].strip():
+                    i += 1
+                if i >= len(lines):
+                    raise EsError(
+                        400, "action_request_validation_exception", "Validation Failed: 1: no requests added;"
+                    )
+                try:
+                    source = json.loads(lines[i])
+                except json.JSONDecodeError as exc:
+                    raise EsError(
+                        400, "x_content_parse_exception", f"[1:1] failed to parse: {exc.msg}"
+                    ) from exc
                 i += 1
-                source = json.loads(lines[i])
-            i += 1
+            if action == "index" and meta.get("op_type") == "create":
+                action = "create"
+            actions.append((action, dict(meta), source))
+        items: list[dict[str, Any] | None] = [None] * len(actions)
+        touched: set[str] = set()
+        prepared: dict[int, tuple[Index, str, dict[str, Any]]] = {}
+        for position, (action, meta, source) in enumerate(actions):
             name = meta.get("_index", default_index)
-            doc_id = meta.get("_id")
-            item: dict[str, Any]
+            doc_id: Any = meta.get("_id")
             try:
                 if name is None:
                     raise EsError(
                         400, "action_request_validation_exception", "Validation Failed: 1: index is missing;"
                     )
+                if meta.get("require_alias") or params.get("require_alias"):
+                    raise refused("[require_alias]")
+                doc_id = self._check_id(doc_id)
                 injected = self.faults.refused.get(str(doc_id))
                 if fault is not None and (
                     (fault.ids is not None and doc_id in fault.ids)
                     or (fault.count is not None and position < fault.count)
                 ):
                     injected = injected or fault.status
-                position += 1
                 if injected is not None:
                     kind = "es_rejected_execution_exception" if injected == 429 else "status_exception"
                     raise EsError(injected, kind, f"injected item fault {injected}")
                 if action == "delete":
+                    if doc_id is None:
+                        raise EsError(
+                            400, "action_request_validation_exception", "Validation Failed: 1: id is missing;"
+                        )
                     index = self._index(name)
-                    found = index.docs.pop(str(doc_id), None) is not None
-                    item = {
-                        "_index": name,
-                        "_id": doc_id,
-                        "result": "deleted" if found else "not_found",
-                        "status": 200 if found else 404,
+                    found = index.docs.pop(doc_id, None) is not None
+                    index.inference.pop(doc_id, None)
+                    items[position] = {
+                        "delete": {
+                            "_index": name,
+                            "_id": doc_id,
+                            "result": "deleted" if found else "not_found",
+                            "status": 200 if found else 404,
+                        }
                     }
-                else:
-                    index = self._auto_index(name)
-                    doc_id = doc_id or f"auto-{index.seq_no + 1}"
-                    prepared = self._prepare(
-                        index, doc_id, source, meta.get("pipeline", params.get("pipeline"))
-                    )
-                    item = self._write(index, doc_id, prepared, action == "create")
-                touched.add(name)
+                    touched.add(name)
+                    continue
+                index = self._auto_index(name)
+                doc_id = doc_id or auto_id(index, position)
+                source = self._prepare(index, doc_id, source, meta.get("pipeline", params.get("pipeline")))
+                self._check(index, doc_id, source)
+                prepared[position] = (index, doc_id, source)
             except EsError as exc:
-                item = {"_index": name, "_id": doc_id, "status": exc.status, "error": exc.item_error()}
-            items.append({action: item})
+                items[position] = {
+                    action: {"_index": name, "_id": doc_id, "status": exc.status, "error": exc.item_error()}
+                }
+        # semantic_text: the chunks of all documents of one index go to the service together.
+        by_index: dict[str, dict[int, dict[str, Any]]] = {}
+        for position, (index, _, source) in prepared.items():
+            by_index.setdefault(index.name, {})[position] = source
+        embedded: dict[int, dict[str, dict[str, Any]]] = {}
+        failed: dict[int, EsError] = {}
+        for name, sources in by_index.items():
+            entries, errors = self._embed_semantic(self.indices[name], sources)
+            embedded.update(entries)
+            failed.update(errors)
+        for position, (index, doc_id, source) in prepared.items():
+            action = actions[position][0]
+            try:
+                if position in failed:
+                    raise failed[position]
+                item = self._write(index, doc_id, source, action == "create", embedded.get(position))
+                items[position] = {action: item}
+                touched.add(index.name)
+            except EsError as exc:
+                items[position] = {
+                    action: {
+                        "_index": index.name,
+                        "_id": doc_id,
+                        "status": exc.status,
+                        "error": exc.item_error(),
+                    }
+                }
+        forced = False
         for name in touched:
-            self._refresh_param(self.indices[name], params)
+            forced = self._refresh_param(self.indices[name], params) or forced
         took = int((time.monotonic() - started) * 1000)
         return 200, {
-            "errors": any("error" in next(iter(it.values())) for it in items),
+            "errors": any("error" in next(iter(it.values())) for it in items if it),
             "took": took,
             "items": items,
         }
@@ -1108,15 +2050,7 @@ class EsStandin:
             requests = [
                 {"_index": d.get("_index", default_index), "_id": d["_id"]} for d in body.get("docs", [])
             ]
-        spec: Any = params.get("_source", True)
-        if spec in ("false", "true"):
-            spec = spec == "true"
-        if "_source_includes" in params or "_source_excludes" in params:
-            spec = {
-                "includes": [p for p in params.get("_source_includes", "").split(",") if p],
-                "excludes": [p for p in params.get("_source_excludes", "").split(",") if p],
-            }
-        includes, excludes = source_filter(spec)
+        includes, excludes = source_filter(source_spec({}, params))
         docs = []
         for r in requests:
             index = self._index(str(r["_index"]))
@@ -1137,8 +2071,17 @@ class EsStandin:
             docs.append(doc)
         return 200, {"docs": docs}
 
-    def _search(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        index = self._index(name)
+    def _searcher(self, index: Index) -> Searcher:
+        return Searcher(
+            index.searchable,
+            Mappings(index.mappings.get("properties", {})),
+            index.name,
+            index.flat_settings(),
+            index.searchable_inference,
+            self.embed_query,
+        )
+
+    def _search(self, name: str, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
         if "retriever" in body:
             major, minor = (int(x) for x in self.version.split(".")[:2])
             if (major, minor) < (8, 14):
@@ -1146,30 +2089,60 @@ class EsStandin:
                     400, "x_content_parse_exception", "[1:14] Unknown key for a START_OBJECT in [retriever]."
                 )
             if "rrf" in json.dumps(body["retriever"]) and not self.rrf_licensed:
+                feature: dict[str, Any] = {"license.expired.feature": "Reciprocal Rank Fusion (RRF)"}
                 raise EsError(
                     403,
                     "security_exception",
                     "current license is non-compliant for [Reciprocal Rank Fusion (RRF)]",
-                    **{"license.expired.feature": "Reciprocal Rank Fusion (RRF)"},
+                    **feature,
                 )
-        searcher = Searcher(index.searchable, Mappings(index.mappings.get("properties", {})), name)
-        return searcher.search(body)
+        found = self._resolve(name, params)
+        if len(found) == 1:
+            return self._searcher(found[0]).search(body, params)
+        self._same_inference(found, body)
+        size, offset = Searcher.window(body, params)
+        scored: list[tuple[float, int, Searcher, str, Any]] = []
+        total = 0
+        for number, index in enumerate(found):
+            searcher = self._searcher(index)
+            ranked, count = searcher.rank(body, params)
+            total += count
+            scored.extend((m.score, number, searcher, doc_id, m) for doc_id, m in ranked[: offset + size])
+        scored.sort(key=lambda x: (-x[0], x[1]))
+        hits = [s.hit(doc_id, m, body, params) for _, _, s, doc_id, m in scored[offset : offset + size]]
+        return render_hits(hits, total, body, params)
+
+    def _same_inference(self, indices: list[Index], body: dict[str, Any]) -> None:
+        """ES refuses a semantic query over indices whose field uses different endpoints."""
+        fields = set(re.findall(r'"semantic": \{[^{}]*?"field": "([^"]+)"', json.dumps(body)))
+        for path in fields:
+            ids = {
+                str((Mappings(i.mappings.get("properties", {})).field(path) or {}).get("inference_id"))
+                for i in indices
+                if Mappings(i.mappings.get("properties", {})).kind(path) == "semantic_text"
+            }
+            if len(ids) > 1:
+                raise EsError(
+                    400,
+                    "illegal_argument_exception",
+                    f"Field [{path}] has multiple inference IDs associated with it",
+                )
 
     def _delete_by_query(self, name: str, body: dict[str, Any], params: dict[str, str]) -> tuple[int, Any]:
-        index = self._index(name)
-        searcher = Searcher(index.searchable, Mappings(index.mappings.get("properties", {})), name)
-        found = searcher.search(
-            {"query": body.get("query", {"match_all": {}}), "size": 10_000, "_source": False}
-        )
         deleted = 0
-        for hit in found["hits"]["hits"]:
-            if index.docs.pop(hit["_id"], None) is not None:
-                deleted += 1
-        self._refresh_param(index, params)
+        total = 0
+        for index in self._resolve(name, params):
+            ranked, _ = self._searcher(index).rank({"query": body.get("query", {"match_all": {}})})
+            total += len(ranked)
+            for doc_id, _ in ranked:
+                if index.docs.pop(doc_id, None) is not None:
+                    index.inference.pop(doc_id, None)
+                    deleted += 1
+            self._refresh_param(index, params)
         return 200, {
             "took": 1,
             "timed_out": False,
-            "total": len(found["hits"]["hits"]),
+            "total": total,
             "deleted": deleted,
             "batches": 1,
             "version_conflicts": 0,
@@ -1183,33 +2156,45 @@ class EsStandin:
         if method == "GET":
             if pipeline_id is None:
                 return 200, copy.deepcopy(self.pipelines)
-            if pipeline_id not in self.pipelines:
-                return 404, {}
-            return 200, {pipeline_id: copy.deepcopy(self.pipelines[pipeline_id])}
+            found = {
+                p: copy.deepcopy(d)
+                for p, d in self.pipelines.items()
+                if any(fnmatch.fnmatchcase(p, pattern) for pattern in pipeline_id.split(","))
+            }
+            return (200 if found else 404), found
         if pipeline_id is None:
             raise EsError(400, "illegal_argument_exception", "a pipeline id is required")
         if method == "PUT":
             body = self._json(raw)
-            for definition in body.get("processors", []):
-                kind = next(iter(definition))
-                if not hasattr(self.processors, f"_{kind}"):
-                    raise EsError(
-                        400,
-                        "parse_exception",
-                        f"No processor type exists with name [{kind}]",
-                        processor_type=kind,
-                    )
-                if kind == "inference" and definition[kind].get("model_id") not in self.endpoints:
-                    raise EsError(
-                        404,
-                        "resource_not_found_exception",
-                        f"Could not find trained model [{definition[kind].get('model_id')}]",
-                    )
+            unknown = sorted(
+                set(body) - {"description", "processors", "on_failure", "version", "_meta", "deprecated"}
+            )
+            if unknown:
+                raise EsError(
+                    400,
+                    "parse_exception",
+                    f"pipeline [{pipeline_id}] doesn't support one or more provided configuration "
+                    f"parameters {unknown}",
+                )
+            if "processors" not in body:
+                raise EsError(
+                    400,
+                    "parse_exception",
+                    "[processors] required property is missing",
+                    property_name="processors",
+                )
+            for definition in [*body.get("processors", []), *body.get("on_failure", [])]:
+                validate_processor(definition, self.endpoints)
             self.pipelines[pipeline_id] = body
             return 200, {"acknowledged": True}
         if method == "DELETE":
-            if self.pipelines.pop(pipeline_id, None) is None:
+            doomed = [
+                p for p in self.pipelines if any(fnmatch.fnmatchcase(p, x) for x in pipeline_id.split(","))
+            ]
+            if not doomed:
                 raise EsError(404, "resource_not_found_exception", f"pipeline [{pipeline_id}] is missing")
+            for name in doomed:
+                del self.pipelines[name]
             return 200, {"acknowledged": True}
         raise EsError(405, "illegal_argument_exception", f"method [{method}] is not allowed on pipelines")
 
@@ -1245,15 +2230,24 @@ class EsStandin:
                     404, "resource_not_found_exception", f"Inference endpoint not found [{inference_id}]"
                 )
             users = [p for p, d in self.pipelines.items() if inference_id in json.dumps(d)]
-            if users and params.get("force") != "true":
+            indices = [
+                i.name
+                for i in self.indices.values()
+                if any(
+                    s.get("inference_id") == inference_id
+                    for _, s in semantic_fields(i.mappings.get("properties", {}))
+                )
+            ]
+            if (users or indices) and params.get("force") != "true":
+                where = "pipelines" if users else "indices"
                 raise EsError(
                     400,
                     "status_exception",
-                    f"Inference endpoint {inference_id} is referenced by pipelines and cannot be deleted. "
-                    "Use `force` to delete it anyway, or use `dry_run` to list the pipelines.",
+                    f"Inference endpoint {inference_id} is referenced by {where} and cannot be deleted. "
+                    f"Use `force` to delete it anyway, or use `dry_run` to list the {where}.",
                 )
             del self.endpoints[inference_id]
-            return 200, {"acknowledged": True, "pipelines": users}
+            return 200, {"acknowledged": True, "pipelines": users, "indexes": indices}
         if method == "POST":
             endpoint = self.endpoints.get(inference_id)
             if endpoint is None:
@@ -1274,17 +2268,30 @@ class EsStandin:
                 f"Inference endpoint [{inference_id}] already exists",
             )
         if task_type != "text_embedding":
-            raise EsError(
-                400,
-                "status_exception",
-                f"The ES stand-in supports task type [text_embedding], not [{task_type}]",
-            )
+            raise refused(f"task type [{task_type}] (the stand-in serves text_embedding)")
         service = body.get("service")
-        settings = dict(body.get("service_settings", {}))
-        required = {"hugging_face": ("api_key", "url"), "openai": ("api_key", "model_id", "url")}
-        if service not in required:
+        if service not in SERVICE_SETTINGS:
             raise EsError(400, "status_exception", f"Unknown service [{service}] for model [{inference_id}]")
-        missing = [name for name in required[service] if not settings.get(name)]
+        extra = {
+            k: v
+            for k, v in body.items()
+            if k not in ("service", "service_settings", "task_settings", "chunking_settings")
+        }
+        settings = dict(body.get("service_settings", {}))
+        task_settings = dict(body.get("task_settings", {}))
+        for unknown in (
+            extra,
+            {k: v for k, v in settings.items() if k not in SERVICE_SETTINGS[service]},
+            {k: v for k, v in task_settings.items() if k not in TASK_SETTINGS[service]},
+        ):
+            if unknown:
+                listed = ", ".join(f"{k}={v}" for k, v in unknown.items())
+                raise EsError(
+                    400,
+                    "status_exception",
+                    f"Configuration contains settings [{{{listed}}}] unknown to the [{service}] service",
+                )
+        missing = [name for name in REQUIRED_SETTINGS[service] if not settings.get(name)]
         if missing:
             raise EsError(
                 400,
@@ -1295,7 +2302,33 @@ class EsStandin:
                     for i, name in enumerate(missing, start=1)
                 ),
             )
-        endpoint = Endpoint(inference_id, task_type, service, settings)
+        similarity = settings.get("similarity")
+        if similarity is not None and str(similarity).lower() not in ("cosine", "dot_product", "l2_norm"):
+            raise EsError(
+                400,
+                "validation_exception",
+                f"Validation Failed: 1: [service_settings] Invalid value [{similarity}] received. "
+                "[similarity] "
+                "must be one of [cosine, dot_product, l2_norm];",
+            )
+        rate = settings.get("rate_limit")
+        if rate is not None and (
+            not isinstance(rate, dict)
+            or set(rate) != {"requests_per_minute"}
+            or not isinstance(rate["requests_per_minute"], int)
+            or rate["requests_per_minute"] < 1
+        ):
+            raise EsError(
+                400,
+                "validation_exception",
+                'Validation Failed: 1: [rate_limit] must be {"requests_per_minute": a positive integer};',
+            )
+        chunking = (
+            validate_chunking(body["chunking_settings"])
+            if "chunking_settings" in body
+            else dict(DEFAULT_CHUNKING)
+        )
+        endpoint = Endpoint(inference_id, task_type, service, settings, 0, task_settings, chunking)
         try:
             endpoint.dims = len(self.infer(endpoint, ["how big"])[0])
         except EsError as exc:
@@ -1306,6 +2339,14 @@ class EsStandin:
                 "exception.",
                 caused_by={"type": exc.kind, "reason": exc.reason},
             ) from exc
+        if settings.get("dimensions") and settings["dimensions"] != endpoint.dims:
+            raise EsError(
+                400,
+                "status_exception",
+                f"The retrieved embeddings size [{endpoint.dims}] does not match the size specified in the "
+                f"settings [{settings['dimensions']}]. Please recreate the [{inference_id}] configuration "
+                "with the correct dimensions",
+            )
         self.endpoints[inference_id] = endpoint
         return endpoint.public()
 
@@ -1321,3 +2362,147 @@ class EsStandin:
                 Route("/{path:path}", self.handle, methods=methods),
             ]
         )
+
+
+def service_error(endpoint: Endpoint, url: str, status: int, response: httpx.Response | None) -> EsError:
+    """What ES's inference services answer once retries are spent (the services' response
+    handlers: HuggingFaceResponseHandler, OpenAiResponseHandler; BaseResponseHandler.toRestStatus)."""
+    if response is None:
+        return EsError(
+            408,
+            "status_exception",
+            f"Failed to send request from inference entity id [{endpoint.inference_id}]: "
+            "the request timed out",
+        )
+    openai = endpoint.service == "openai"
+    if status == 429:
+        message = "Received a rate limit status code"
+        if openai:
+            limits = [response.headers.get(h, "unknown") for h in RATE_LIMIT_HEADERS]
+            message += (
+                f". Token limit [{limits[0]}], remaining tokens [{limits[1]}]. Request limit [{limits[2]}], "
+                f"remaining requests [{limits[3]}]"
+            )
+    elif status in (502, 503) and not openai:
+        message = "Received a rate limit status code"
+    elif status == 503:
+        message = "Received a server busy error status code"
+    elif status >= 500:
+        message = "Received a server error status code"
+    elif status == 413:
+        message = "Received a content too large status code"
+    elif status == 401:
+        message = "Received an authentication error status code"
+    elif 300 <= status < 400:
+        message = "Unhandled redirection"
+    elif openai and status == 400:
+        message = "Received a bad request status code"
+    elif openai and status == 404:
+        message = f"Resource not found at [{url}]"
+    else:
+        message = "Received an unsuccessful status code"
+    text = f"{message} for request from inference entity id [{endpoint.inference_id}] status [{status}]"
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        error = None
+    if isinstance(error, dict):
+        error = error.get("message")
+    if isinstance(error, str):
+        text += f". Error message: [{error}]"
+    return EsError(status if status < 500 else 400, "status_exception", text)
+
+
+def auto_id(index: Index, position: int = 0) -> str:
+    """A fresh id for a document indexed without one (ES makes 20-character base64 ids)."""
+    raw = f"{index.name}:{index.seq_no}:{position}:{time.monotonic_ns()}".encode()
+    return base64.urlsafe_b64encode(hashlib.blake2b(raw, digest_size=15).digest()).decode()
+
+
+def _mapping_at(mappings: dict[str, Any], path: str) -> dict[str, Any]:
+    """The mapping object of the field at dotted ``path`` (it exists), to change in place."""
+    node: dict[str, Any] = mappings
+    for part in path.split("."):
+        node = node["properties"][part]
+    return node
+
+
+def _values_at(source: Any, path: str) -> list[Any]:
+    node = source
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return []
+        node = node[part]
+    return [] if node is None else [node]
+
+
+def search_error_body(exc: SearchError) -> dict[str, Any]:
+    """A search error as ES renders it (shard failures wrapped in search_phase_execution_exception)."""
+    extra = dict(exc.extra)
+    wrap = extra.pop("wrap", None)
+    cause = {"type": exc.kind, "reason": exc.reason, **extra}
+    if wrap is None:
+        return {"error": {"root_cause": [cause], **cause}, "status": exc.status}
+    return {
+        "error": {
+            "root_cause": [cause],
+            "type": wrap,
+            "reason": "all shards failed",
+            "phase": "query",
+            "grouped": True,
+            "failed_shards": [{"shard": 0, "index": "standin", "reason": cause}],
+            "caused_by": cause,
+        },
+        "status": exc.status,
+    }
+
+
+def filter_paths(body: Any, patterns: list[str]) -> Any:
+    """ES's ``filter_path``: keep the dotted paths matching ``patterns`` (``*``, ``**``, ``-`` to drop)."""
+    keep = [p.split(".") for p in patterns if not p.startswith("-")]
+    drop = [p[1:].split(".") for p in patterns if p.startswith("-")]
+
+    def matches(path: list[str], pattern: list[str]) -> str:
+        """'full' (path is matched), 'prefix' (pattern may match below), or ''."""
+        if not pattern:
+            return "full"
+        if not path:
+            return "prefix"
+        if pattern[0] == "**":
+            return (
+                "full"
+                if len(pattern) == 1
+                else (matches(path, pattern[1:]) or matches(path[1:], pattern) or "prefix")
+            )
+        if fnmatch.fnmatchcase(path[0], pattern[0]):
+            return matches(path[1:], pattern[1:])
+        return ""
+
+    def walk(node: Any, path: list[str]) -> Any:
+        if isinstance(node, list):
+            items = [walk(v, path) for v in node]
+            return [v for v in items if v is not _DROP]
+        if not isinstance(node, dict):
+            full = (not keep or any(matches(path, p) == "full" for p in keep)) and not any(
+                matches(path, p) == "full" for p in drop
+            )
+            return node if full else _DROP
+        if any(matches(path, p) == "full" for p in drop):
+            return _DROP
+        if keep and path and any(matches(path, p) == "full" for p in keep) and not drop:
+            return node
+        out = {}
+        for key, value in node.items():
+            sub = [*path, key]
+            if keep and not any(matches(sub, p) for p in keep):
+                continue
+            kept = walk(value, sub)
+            if kept is not _DROP and kept != {}:
+                out[key] = kept
+        return out
+
+    result = walk(body, [])
+    return {} if result is _DROP else result
+
+
+_DROP = object()

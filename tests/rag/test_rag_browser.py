@@ -6,6 +6,7 @@ import shutil
 import struct
 import zlib
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from rag.embedder import Embedder
 from rag.retrieval import Retriever
 from rag.settings import Settings
 from rag.store import connect
+from tests.rag.chat_standin import ChatStandin
+from tests.rag.conftest import Running
 from tests.rag.standin_server import ThreadedServer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -32,19 +35,35 @@ pytestmark = [
 
 
 @pytest.fixture
-def page_url(
+def make_page(
     settings: Settings, make_corpus: Callable[..., Path], in_tmp: Path, serve: Callable[..., ThreadedServer]
-) -> Iterator[str]:
+) -> Iterator[Callable[..., str]]:
+    """The URL of `serve`'s page over the ingested test corpus; keyword overrides change settings."""
     store, embedder = connect(settings), Embedder(settings)
     provision.setup(settings, store, embedder)
-    ingest.ingest(settings, store, embedder, ingest.load_documents([make_corpus()]))
-    chat = OpenAIChat(settings)
-    yield (
-        serve(create_app(Assistant(settings, Retriever(settings, store, embedder), chat, embedder))).url + "/"
-    )
-    chat.close()
+    # A 20-token budget cuts each Markdown and text file of the corpus in two chunks.
+    small = replace(settings, chunk_tokens=20, chunk_overlap=0)
+    ingest.ingest(small, store, embedder, ingest.load_documents([make_corpus()]))
+    chats: list[OpenAIChat] = []
+
+    def make(**overrides: object) -> str:
+        tuned = replace(settings, **overrides)  # type: ignore[arg-type]
+        chat = OpenAIChat(tuned)
+        chats.append(chat)
+        return (
+            serve(create_app(Assistant(tuned, Retriever(tuned, store, embedder), chat, embedder))).url + "/"
+        )
+
+    yield make
+    for chat in chats:
+        chat.close()
     store.close()
     embedder.close()
+
+
+@pytest.fixture
+def page_url(make_page: Callable[..., str]) -> str:
+    return make_page()
 
 
 @pytest.fixture
@@ -122,16 +141,17 @@ def test_asking_in_the_page_renders_the_answer_and_its_citations(
     driver = browser
     driver.get(page_url)  # type: ignore[attr-defined]
     box = driver.find_element(By.ID, "question")  # type: ignore[attr-defined]
-    box.send_keys("When do unused vacation days expire?")
+    # A chunk without a section prefix, so that the answer is one line across the box.
+    box.send_keys("Which port does the embedding server listen on?")
     driver.find_element(By.ID, "ask").click()  # type: ignore[attr-defined]
     WebDriverWait(driver, 20).until(
         ec.presence_of_element_located((By.CSS_SELECTOR, "#citations li.citation"))
     )
     answer = driver.find_element(By.ID, "answer").text  # type: ignore[attr-defined]
-    assert answer == "Unused vacation days expire on March 31 of the following year. [1]"
+    assert answer == "The embedding server listens on port 8000 by default. [1]"
     items = driver.find_elements(By.CSS_SELECTOR, "#citations li.citation")  # type: ignore[attr-defined]
     assert [i.find_element(By.CLASS_NAME, "source").text for i in items] == [
-        "corpus/handbook/vacation.md (chunk 2)"
+        "corpus/notes/servers.txt (chunk 0)"
     ]
     assert "1 cited of 5 passages" in driver.find_element(By.ID, "status").text  # type: ignore[attr-defined]
 
@@ -154,3 +174,43 @@ def test_asking_in_the_page_renders_the_answer_and_its_citations(
         not in ((0xF1, 0xF5, 0xFB), (0xFF, 0xFF, 0xFF), (0x1F, 0x5F, 0xBF))
     )
     assert inked > 20  # the answer's text is rendered across the box's middle line
+
+
+def test_the_controls_and_the_api_key(
+    browser: object, make_page: Callable[..., str], chat: Running[ChatStandin]
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = browser
+    driver.get(make_page(serve_api_key="s3cret"))  # type: ignore[attr-defined]
+    key = driver.find_element(By.ID, "api-key")  # type: ignore[attr-defined]
+    assert key.is_displayed()
+    driver.find_element(By.ID, "question").send_keys("Which port does the embedding server use?")  # type: ignore[attr-defined]
+    driver.find_element(By.ID, "ask").click()  # type: ignore[attr-defined]
+    status = driver.find_element(By.ID, "status")  # type: ignore[attr-defined]
+    WebDriverWait(driver, 20).until(ec.text_to_be_present_in_element((By.ID, "status"), "API key"))
+    assert "error" in status.get_attribute("class") and chat.standin.requests == []
+
+    key.send_keys("s3cret")
+    k = driver.find_element(By.ID, "k")  # type: ignore[attr-defined]
+    k.clear()
+    k.send_keys("2")
+    driver.find_element(By.ID, "filters").send_keys("source=corpus/notes/servers.txt")  # type: ignore[attr-defined]
+    driver.find_element(By.ID, "hybrid").click()  # type: ignore[attr-defined]
+    driver.find_element(By.ID, "ask").click()  # type: ignore[attr-defined]
+    WebDriverWait(driver, 20).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, "#citations li.citation"))
+    )
+    sources = {
+        i.find_element(By.CLASS_NAME, "source").text.split(" (")[0]
+        for i in driver.find_elements(By.CSS_SELECTOR, "#citations li.citation")  # type: ignore[attr-defined]
+    }
+    assert sources == {"corpus/notes/servers.txt"}
+    user = chat.standin.requests[-1]["messages"][1]["content"]
+    # k=2 and the filter reached retrieval: at most two passages, all from the filtered file.
+    assert 1 <= user.count("(source: ") <= 2 and user.count(
+        "(source: corpus/notes/servers.txt"
+    ) == user.count("(source: ")
+    assert "tokens" in status.text

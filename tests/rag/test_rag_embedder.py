@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 
 from rag.embedder import Embedder
@@ -76,3 +77,15 @@ def test_token_counts_from_the_server_or_an_estimate(
     assert [(c.total, c.special) for c in fresh.count_tokens(["two words"])] == [(4, 2)]
     assert fresh.count_tokens(["a b c"])[0].total == 5
     assert [r.path for r in embed.standin.requests].count("/tokenize") == 2  # no more asking after a 404
+
+
+def test_an_embed_url_that_is_elasticsearch_is_named(make_settings: Callable[..., Settings]) -> None:
+    def elasticsearch(request: httpx.Request) -> httpx.Response:
+        body = {"name": "node-1", "tagline": "You Know, for Search"}
+        return httpx.Response(200, json=body, headers={"x-elastic-product": "Elasticsearch"})
+
+    settings = make_settings("http://127.0.0.1:9", "http://es.test:9200")
+    embedder = Embedder(settings, transport=httpx.MockTransport(elasticsearch))
+    with pytest.raises(EmbeddingServerError, match=r"http://es\.test:9200 is Elasticsearch.*set EMBED_URL"):
+        embedder.embed(["x"])
+    embedder.close()

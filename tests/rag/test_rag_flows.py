@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch
 
-from rag import ingest, provision
+from rag import ingest, provision, resources
 from rag.answer import Assistant
 from rag.chat import OpenAIChat
 from rag.embedder import Embedder
@@ -87,11 +87,13 @@ def world(
         inference_id=f"rag-embedder-{suffix}",
         embed_url_for_es=f"http://{cluster.embed_host}:{embed.server.port}",
     )
-    cluster.indices += [settings.index, f"{settings.index}-pipeline"]
+    cluster.indices += [settings.index, f"{settings.index}-pipeline", f"{settings.index}-semantic"]
     store = connect(settings)
     embedder = Embedder(settings)
     yield World(settings, store, embedder, embed)
     if cluster.kind == "real":
+        # A semantic_text field holds on to its endpoint: the index goes first.
+        store.client.options(ignore_status=404).indices.delete(index=f"{settings.index}-semantic")
         store.client.options(ignore_status=404).ingest.delete_pipeline(id=settings.pipeline)
         store.client.options(ignore_status=404).inference.delete(
             inference_id=settings.inference_id, force=True
@@ -128,8 +130,9 @@ def test_setup_ingest_both_paths_search_and_ask(
     docs = ingest.load_documents([make_corpus()])
     by_client = ingest.ingest(settings, store, embedder, docs, via="client")
     by_pipeline = ingest.ingest(piped, store, embedder, docs, via="pipeline")
-    assert (by_client.docs, by_client.chunks, by_client.failed) == (5, 10, {})
-    assert (by_pipeline.docs, by_pipeline.chunks, by_pipeline.failed) == (5, 10, {})
+    # One chunk per document: each one's paragraphs fit the default budget together.
+    assert (by_client.docs, by_client.chunks, by_client.failed) == (5, 5, {})
+    assert (by_pipeline.docs, by_pipeline.chunks, by_pipeline.failed) == (5, 5, {})
 
     client_chunks = _chunks(store, settings.index)
     pipeline_chunks = _chunks(store, piped.index)
@@ -162,8 +165,8 @@ def test_rerun_is_idempotent_and_filters_work(
     docs = ingest.load_documents([make_corpus()])
     ingest.ingest(settings, store, embedder, docs)
     second = ingest.ingest(settings, store, embedder, docs)
-    assert (second.chunks, second.chunks_skipped, second.docs_skipped) == (0, 10, 5)
-    assert store.count(settings.index) == 10
+    assert (second.chunks, second.chunks_skipped, second.docs_skipped) == (0, 5, 5)
+    assert store.count(settings.index) == 5
 
     german = Retriever(settings, store, embedder).search("office hours", filters={"lang": ["de"]}).passages
     assert [p.doc_id for p in german] == ["faq-2"]
@@ -171,3 +174,27 @@ def test_rerun_is_idempotent_and_filters_work(
         Retriever(settings, store, embedder).search("office", k=10, filters={"lang": ["de", "en"]}).passages
     )
     assert sorted(p.doc_id for p in either) == ["faq-1", "faq-2"]
+
+
+def test_semantic_text_path(world: World, make_corpus: Callable[..., Path], in_tmp: Path) -> None:
+    """setup --ingest-path semantic_text, ingest, search and ask: Elasticsearch embeds the chunks."""
+    settings = replace(world.settings, index=f"{world.settings.index}-semantic", ingest_path="semantic_text")
+    store, embedder = world.store, world.embedder
+    if not resources.supports_semantic_text(store.info.version):
+        pytest.skip(f"the cluster is {store.info.version}; semantic_text needs 8.18+")
+    report = provision.setup(settings, store, embedder)
+    assert report.complete and [s.outcome for s in report.steps[1:]] == ["created", "created"]
+    assert provision.setup(settings, store, embedder).complete
+    docs = ingest.load_documents([make_corpus()])
+    summary = ingest.ingest(settings, store, embedder, docs, via="semantic_text")
+    assert (summary.docs, summary.failed) == (5, {}) and summary.chunks >= 5
+    again = ingest.ingest(settings, store, embedder, docs, via="semantic_text")
+    assert again.docs_skipped == 5
+
+    question = "How many vacation days do employees receive per year?"
+    top = Retriever(settings, store, embedder).search(question).passages
+    assert top[0].doc_id == "corpus/handbook/vacation.md" and "twenty-five" in top[0].text
+    chat = OpenAIChat(settings)
+    answer = Assistant(settings, Retriever(settings, store, embedder), chat, embedder).ask(question)
+    chat.close()
+    assert [c.passage.source for c in answer.citations] == ["corpus/handbook/vacation.md"]

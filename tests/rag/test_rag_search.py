@@ -37,6 +37,11 @@ def make_retriever(
         via: str = "client", version: str = "9.1.0", rrf_licensed: bool = True, **overrides: object
     ) -> Retriever:
         cluster = make_es(version=version, rrf_licensed=rrf_licensed)
+        if via == "semantic_text":
+            overrides.setdefault("ingest_path", "semantic_text")
+        # A 20-token budget cuts each Markdown and text file of the corpus in two chunks.
+        overrides.setdefault("chunk_tokens", 20)
+        overrides.setdefault("chunk_overlap", 0)
         settings = make_settings(cluster.url, embed.url, **overrides)
         store, embedder = connect(settings), Embedder(settings)
         closers.extend([store.close, embedder.close])
@@ -56,7 +61,7 @@ def test_knn_ranks_by_cosine_and_honours_k(make_retriever: Make) -> None:
     top = result.passages[0]
     assert (top.doc_id, top.chunk_index, top.source) == (
         "corpus/handbook/expenses.md",
-        2,
+        1,
         "corpus/handbook/expenses.md",
     )
     assert [p.score for p in result.passages] == sorted((p.score for p in result.passages), reverse=True)
@@ -70,13 +75,36 @@ def test_pipeline_chunks_are_found_with_their_chunk_index(make_retriever: Make) 
     assert {(p.doc_id, p.chunk_index, p.text) for p in pipeline_side[:2]} == {
         (
             "corpus/handbook/expenses.md",
-            2,
-            "Hotel costs are reimbursed up to 150 euros per night with receipts.",
+            1,
+            "Travel expenses\n\nHotel costs are reimbursed up to 150 euros per night with receipts.",
         ),
-        ("corpus/handbook/expenses.md", 1, "Train tickets are reimbursed in second class."),
+        (
+            "corpus/handbook/expenses.md",
+            0,
+            "# Travel expenses\n\nTrain tickets are reimbursed in second class.",
+        ),
     }
     assert [p.key for p in pipeline_side[:2]] == [p.key for p in client_side[:2]]
     assert [p.score for p in pipeline_side] == pytest.approx([p.score for p in client_side])
+    # The inference processor recorded which endpoint embedded each pipeline chunk.
+    assert {p.embedded_by for p in pipeline_side} == {"rag-embedder"}
+    assert {p.embedded_by for p in client_side} == {None}
+
+
+def test_semantic_text_chunks_are_found_with_their_paragraph_index(make_retriever: Make) -> None:
+    question = "train tickets and hotel costs are reimbursed"
+    client_side = make_retriever().search(question, k=4).passages
+    retriever = make_retriever(via="semantic_text")
+    semantic = retriever.search(question, k=4).passages
+    # One passage per document (its best chunk), scored like the chunk's own kNN score.
+    top = semantic[0]
+    assert (top.doc_id, top.chunk_index) == client_side[0].key
+    assert top.text == client_side[0].text and top.score == pytest.approx(client_side[0].score)
+    assert len({p.doc_id for p in semantic}) == len(semantic) == 4
+    filtered = retriever.search("office", k=10, filters={"lang": ["de"]}).passages
+    assert [p.doc_id for p in filtered] == ["faq-2"]
+    hybrid = retriever.search("reimbursed receipts", k=3, hybrid=True)
+    assert hybrid.fusion == "client" and hybrid.passages[0].doc_id == "corpus/handbook/expenses.md"
 
 
 def test_hybrid_fusion_runs_on_the_cluster_and_agrees_with_client_fusion(make_retriever: Make) -> None:
@@ -117,7 +145,26 @@ def test_missing_index_says_run_setup(
 ) -> None:
     settings = make_settings(es.url, embed.url)
     store, embedder = connect(settings), Embedder(settings)
-    with pytest.raises(NotSetUpError, match="run `python -m rag setup`"):
+    with pytest.raises(NotSetUpError, match="run `python -m rag setup --index nothing-here`"):
         Retriever(replace(settings, index="nothing-here"), store, embedder).search("anything")
+    store.close()
+    embedder.close()
+
+
+def test_a_key_that_cannot_read_mappings_still_searches(
+    settings: Settings,
+    es: Running[EsStandin],
+    make_corpus: Callable[..., Path],
+    in_tmp: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store, embedder = connect(settings), Embedder(settings)
+    provision.setup(settings, store, embedder)
+    ingest.ingest(settings, store, embedder, ingest.load_documents([make_corpus()]))
+    # A search-only API key lacks view_index_metadata: reading the mapping is refused.
+    es.standin.faults.fail_requests(r"^/rag-kb$", status=403, times=5, method="HEAD")
+    with caplog.at_level(logging.WARNING, logger="rag"):
+        found = Retriever(settings, store, embedder).search("hotel costs per night", k=2).passages
+    assert found and "set RAG_INGEST_PATH" in caplog.text
     store.close()
     embedder.close()

@@ -55,6 +55,9 @@ from tests.rag.standin_server import ThreadedServer
 from tests.reliability.conftest import ROOT, free_port, wait_ready
 
 DOCS = 40
+# A paragraph is about 20 tokens: a 32-token budget without overlap makes each one its own chunk,
+# so the expected index is known without asking rag's chunker.
+CHUNKING: dict[str, int] = {"chunk_tokens": 32, "chunk_overlap": 0}
 WORDS = (
     "ledger invoice quarterly audit payroll pension vacation travel hotel receipt laptop badge "
     "server cluster replica shard backup restore latency throughput tenant contract renewal"
@@ -65,7 +68,7 @@ WORDS = (
 
 
 def paragraph(doc: int, part: int) -> str:
-    """A short, unique paragraph (well under any chunk budget, so it is one chunk)."""
+    """A short, unique paragraph (one chunk under ``CHUNKING``)."""
     words = [WORDS[(doc * 7 + part * 3 + i) % len(WORDS)] for i in range(12)]
     return f"Document {doc} part {part} covers {' '.join(words)}."
 
@@ -221,6 +224,7 @@ class Bench:
             "max_retries": 5,
             "es_timeout": 10.0,
             "embed_timeout": 10.0,
+            **CHUNKING,
         }
         return Settings(**{**values, **overrides})
 
@@ -231,7 +235,17 @@ class Bench:
         return store, embedder
 
     def cli_args(self, *extra: str) -> list[str]:
-        return ["ingest", self.corpus.root, "--es-url", self.es_url, "--embed-url", self.embed_url, *extra]
+        chunking = ["--chunk-tokens", str(CHUNKING["chunk_tokens"]), "--chunk-overlap", "0"]
+        return [
+            "ingest",
+            self.corpus.root,
+            "--es-url",
+            self.es_url,
+            "--embed-url",
+            self.embed_url,
+            *chunking,
+            *extra,
+        ]
 
 
 @pytest.fixture
