@@ -79,13 +79,16 @@ def summary(latencies: list[float]) -> str:
 
 
 def closed(sock: socket.socket) -> bool:
+    """Whether the server has ended this connection: an end of stream (after a 408 or
+    nothing) or a reset is waiting to be read; a silent open connection would block."""
     sock.setblocking(False)
     try:
-        return sock.recv(65536) == b"" or True
+        data = sock.recv(65536)
     except BlockingIOError:
         return False
     except OSError:
         return True
+    return data == b"" or data.startswith(b"HTTP/1.1 408")
 
 
 @contextmanager
