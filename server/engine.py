@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from server import __version__, pooling
-from server.batcher import Batch, Batcher, Limits, Session, Throughput
+from server.batcher import Batch, Batcher, Job, Limits, Session, Throughput
 from server.collate import padding_ratio
 from server.errors import (
     ClientGone,
@@ -311,7 +311,7 @@ class Engine:
             raise DeadlineExceeded("the request's deadline passed during tokenization", retry_after=1)
         job = self.batcher.submit(encoded.ids, asyncio.get_running_loop(), timeout=remaining)
         try:
-            await self._wait(job.future, remaining, gone)
+            await self._wait(job, remaining, gone)
         except BaseException:
             self.batcher.cancel(job)
             raise
@@ -323,11 +323,14 @@ class Engine:
         self._record(timings, len(texts), encoded.total_tokens)
         return Embedded(vectors=vectors, tokens=encoded.total_tokens, timings=timings)
 
-    async def _wait(
-        self, future: asyncio.Future[F32], timeout: float, gone: asyncio.Future[Any] | None
-    ) -> None:
+    async def _wait(self, job: Job, timeout: float, gone: asyncio.Future[Any] | None) -> None:
+        """Wait for ``job``. Its deadline bounds the wait before its texts start, never a
+        running request: work that has begun is finished, not thrown away and redone on retry."""
+        future = job.future
         watchers: set[asyncio.Future[Any]] = {future} if gone is None else {future, gone}
         done, _ = await asyncio.wait(watchers, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if not done and job.started_at is not None:
+            done, _ = await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
         if future in done:
             future.result()
             return

@@ -233,6 +233,20 @@ async def test_deadline_passed_while_queued_is_503(make_client) -> None:
     assert (await first).status_code == 200
 
 
+async def test_a_request_whose_texts_have_started_is_finished_past_its_deadline(make_client) -> None:
+    client, session = await make_client(fake=True, max_batch_size=1)
+    session.gate.clear()
+    started = asyncio.ensure_future(
+        client.post("/embed", json={"inputs": ["one", "two"]}, headers={"x-request-timeout": "0.2"})
+    )
+    await asyncio.to_thread(session.entered.wait, 5)  # its first text is running
+    await asyncio.sleep(0.5)  # at least 0.5 s: the deadline has passed, whatever the machine
+    assert not started.done()
+    session.gate.set()
+    r = await started
+    assert r.status_code == 200 and len(r.json()) == 2
+
+
 async def test_inference_failure_is_500_and_server_keeps_serving(make_client) -> None:
     client, session = await make_client(fake=True)
     session.fail_next = True
