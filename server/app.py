@@ -73,12 +73,12 @@ class RequestContext:
         self.limited = 0
         self.body_bytes = 0
 
-    def _body_reservation(self, scope: Scope) -> int:
+    def _body_reservation(self, method: str, headers: dict[bytes, bytes]) -> int:
         """Bytes of body this request may bring: its Content-Length, else the payload limit."""
-        if scope["method"] in ("GET", "HEAD"):
+        if method in ("GET", "HEAD"):
             return 0
         limit = self.state.settings.max_payload_bytes
-        declared = dict(scope["headers"]).get(b"content-length", b"")
+        declared = headers.get(b"content-length", b"")
         return min(int(declared), limit) if declared.isdigit() else limit
 
     def _refusal(self, body: int) -> Saturated | None:
@@ -96,7 +96,8 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         metrics = self.state.metrics
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"")
+        headers = dict(scope["headers"])
+        incoming = headers.get(b"x-request-id", b"")
         request_id = incoming[:128] if incoming else uuid.uuid4().hex.encode()
         scope.setdefault("state", {})["request_id"] = request_id.decode("latin-1")
         status = 500
@@ -113,7 +114,7 @@ class RequestContext:
 
         path = scope["path"]
         limited = path not in _UNLIMITED_PATHS
-        body = self._body_reservation(scope) if limited else 0
+        body = self._body_reservation(scope["method"], headers) if limited else 0
         metrics.inflight.inc()
         try:
             refusal = self._refusal(body) if limited else None
@@ -146,10 +147,6 @@ def count(metrics: Metrics, error: EmbedError) -> None:
         metrics.rejected.labels(error.reason).inc()
 
 
-def _render(request: Request, error: EmbedError) -> Response:
-    return _response(request.url.path, error)
-
-
 async def _on_embed_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, EmbedError)
     state: routes.State = request.app.state.embed
@@ -158,18 +155,18 @@ async def _on_embed_error(request: Request, exc: Exception) -> Response:
         log.debug("request %s: %s", request.scope.get("state", {}).get("request_id"), exc.message)
     elif exc.status >= 500:
         log.warning("request %s failed: %s", request.scope.get("state", {}).get("request_id"), exc.message)
-    return _render(request, exc)
+    return _response(request.url.path, exc)
 
 
 async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
-        return _render(request, NotFound(f"no route {request.url.path}; see /openapi.json"))
+        return _response(request.url.path, NotFound(f"no route {request.url.path}; see /openapi.json"))
     if exc.status_code == 405:
         allow = ", ".join(sorted((exc.headers or {}).get("Allow", "").split(", ")))
         message = f"{request.method} is not allowed on {request.url.path}; use {allow}"
-        return _render(request, MethodNotAllowed(message, allow=allow))
-    response = _render(request, ValidationError(str(exc.detail)))
+        return _response(request.url.path, MethodNotAllowed(message, allow=allow))
+    response = _response(request.url.path, ValidationError(str(exc.detail)))
     response.status_code = exc.status_code
     return response
 
@@ -181,7 +178,8 @@ async def _on_client_disconnect(request: Request, exc: Exception) -> Response:
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
     request_id = request.scope.get("state", {}).get("request_id")
     log.exception("unexpected error in request %s", request_id)
-    return _render(request, InferenceFailed(f"internal error (request id {request_id}); the server stays up"))
+    error = InferenceFailed(f"internal error (request id {request_id}); the server stays up")
+    return _response(request.url.path, error)
 
 
 ROUTES = [

@@ -198,7 +198,6 @@ class Engine:
         options: EmbedOptions,
         *,
         add_special_tokens: bool,
-        gone: asyncio.Future[Any] | None = None,
     ) -> list[list[Token]]:
         """Per input, its tokens with text and character offsets (``/tokenize``), built in the
         pool; 413 past :data:`MAX_TOKENIZE_TOKENS` tokens in all."""
@@ -225,7 +224,7 @@ class Engine:
                 for ids, offsets, special in zip(encoded.ids, encoded.offsets, encoded.special, strict=True)
             ]
 
-        return await self._offload(work, sum(len(text) for text in prompted), None, gone)
+        return await self._offload(work, sum(len(text) for text in prompted), None, None)
 
     async def _offload(
         self,
