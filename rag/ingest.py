@@ -22,13 +22,18 @@ document are deleted. :func:`prune` and :func:`delete_sources` remove the docume
 sources that are gone.
 
 Nothing is silently dropped: bulk items refused with 429/502/503/504 are retried with
-exponential backoff (``max_retries``); any other item failure, or one still failing after
-the retries, is reported by id in :class:`IngestSummary` ``failed``.
+exponential backoff (``max_retries``), and so are the documents Elasticsearch could not embed
+because the embedding service kept refusing (``pipeline`` and ``semantic_text``: ES retries a
+refused inference call 3 times within 30 s, then fails the item with 400 for a 5xx, see
+:func:`inference_refused`); any other item failure, or one still failing after the retries,
+is reported by id in :class:`IngestSummary` ``failed``. Ids are fixed, so a re-driven
+document replaces itself and is never indexed twice.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +55,8 @@ Via = Literal["client", "pipeline", "semantic_text"]
 DOC_BATCH = 64
 # Terms in one `terms` query (Elasticsearch's index.max_terms_count default).
 MAX_TERMS = 65_536
+# ES's inference services name the service's answer in their errors: "... status [503]".
+UPSTREAM_STATUS = re.compile(r"for request from inference entity id \[[^\]]*\] status \[(\d{3})\]")
 
 
 @dataclass
@@ -63,6 +70,7 @@ class IngestSummary:
     chunks_skipped: int = 0
     stale_deleted: int = 0
     retried: int = 0
+    redriven: int = 0
     empty: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
@@ -75,6 +83,11 @@ class IngestSummary:
         ]
         if self.retried:
             lines.append(f"{self.retried} bulk items were retried after 429/5xx")
+        if self.redriven:
+            lines.append(
+                f"{self.redriven} of them were documents Elasticsearch could not embed "
+                "(the embedding service refused them past ES's retries)"
+            )
         if self.empty:
             lines.append(
                 f"{len(self.empty)} documents have no text and gave no chunks: {', '.join(self.empty[:10])}"
@@ -84,6 +97,22 @@ class IngestSummary:
         for item_id, reason in sorted(self.failed.items()):
             lines.append(f"failed: {item_id}: {reason}")
         return "\n".join(lines)
+
+
+def inference_refused(error: Mapping[str, Any]) -> bool:
+    """Whether a bulk item ``error`` is an inference call the service refused for now.
+
+    ES answers such an item with the service's 429 kept, but with 400 for a 5xx
+    (BaseResponseHandler.toRestStatus), wrapped in ``inference_exception`` for
+    ``semantic_text``; the service's own status is only in the reasons.
+    """
+    node: Any = error
+    while isinstance(node, Mapping):
+        found = UPSTREAM_STATUS.search(str(node.get("reason", "")))
+        if found and int(found.group(1)) in RETRY_STATUSES:
+            return True
+        node = node.get("caused_by")
+    return False
 
 
 def chunk_id(doc_id: str, index: int) -> str:
@@ -136,8 +165,10 @@ class _Bulk:
                     continue
                 kind, reason = es_reason({"error": item.get("error", {})})
                 self.summary.failed[item_id] = f"{status} {kind or ''} {reason}".replace("  ", " ")
-                if status in RETRY_STATUSES and attempt < self.store.settings.max_retries:
+                refused = inference_refused(item.get("error", {}))
+                if (status in RETRY_STATUSES or refused) and attempt < self.store.settings.max_retries:
                     retry[item_id] = source
+                    self.summary.redriven += refused
             if not retry:
                 break
             self.summary.retried += len(retry)

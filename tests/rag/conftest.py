@@ -13,7 +13,7 @@ import pytest
 from rag.settings import Settings
 from tests.rag.chat_standin import ChatStandin
 from tests.rag.embed_standin import EmbedStandin
-from tests.rag.es_standin import EsStandin
+from tests.rag.es_standin import EsStandin, InferenceRetry
 from tests.rag.standin_server import ThreadedServer
 
 T = TypeVar("T")
@@ -62,6 +62,8 @@ def make_es(serve: Callable[..., ThreadedServer]) -> Iterator[Callable[..., Runn
     made: list[EsStandin] = []
 
     def make(**kwargs: Any) -> Running[EsStandin]:
+        # ES's retry delays (1 s, up to 5 s) would make every injected fault cost real seconds.
+        kwargs.setdefault("inference_retry", InferenceRetry(0.001, 0.005, 5.0))
         standin = EsStandin(**kwargs)
         made.append(standin)
         return Running(standin, serve(standin.app()))

@@ -7,6 +7,14 @@ retrieval is meaningful. Routes: ``POST /embed`` and ``/`` (TEI and seed shapes)
 ``[CLS]``/``[SEP]`` and offsets, truncated at ``max_input_length`` like the real server),
 ``GET /info``, ``GET /health``. Errors use the contract's envelopes. Every request is
 recorded; ``fail_next`` injects errors (429 with ``Retry-After``, 503, 413, ...).
+
+``capacity`` (a :class:`Capacity`) makes the double an overloaded server without timing: it
+serves ``rate`` requests per logical second, requests arrive ``overload`` times faster, and
+the rest are refused the way our server refuses them (429 ``Overloaded`` and 503
+``DeadlineExceeded``, both with ``Retry-After``). Time is a :class:`LogicalClock` shared with
+the ES stand-in, whose retry delays and ``rate_limit`` waits advance it.
+``?priority=`` and ``X-Embed-Priority`` (``bulk``, ``interactive``) are accepted like the
+server accepts them; anything else is a 422.
 """
 
 from __future__ import annotations
@@ -54,6 +62,7 @@ class Recorded:
     path: str
     body: Any
     headers: dict[str, str]
+    params: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -64,6 +73,59 @@ class Fault:
     retry_after: int | None = None
 
 
+class LogicalClock:
+    """Seconds that pass only when someone sleeps or a request arrives: no real waiting."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.lock = threading.Lock()
+
+    def now(self) -> float:
+        with self.lock:
+            return self.t
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.t += max(seconds, 0.0)
+
+
+@dataclass
+class Capacity:
+    """A server that sustains ``rate`` embedding requests per logical second, offered ``overload``
+    times that: each arriving request moves ``clock`` on by ``1 / (rate x overload)`` seconds.
+
+    A token bucket holding at most one request's worth: a request that finds a token is served,
+    any other is refused with the next status of ``refusals`` in turn: by default 429
+    ``Overloaded`` (a full queue) and 503 ``DeadlineExceeded`` (a deadline the queue would
+    outlast), each with ``Retry-After``.
+    """
+
+    clock: LogicalClock
+    rate: float = 10.0
+    overload: float = 5.0
+    refusals: tuple[int, ...] = (429, 503)
+    tokens: float = 1.0
+    last: float = 0.0
+    served: int = 0
+    refused: int = 0
+
+    def admit(self) -> int:
+        """200 if served, else the status the refusal gets."""
+        self.clock.sleep(1.0 / (self.rate * self.overload))
+        now = self.clock.now()
+        self.tokens = min(1.0, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            self.served += 1
+            return 200
+        self.refused += 1
+        return self.refusals[(self.refused - 1) % len(self.refusals)]
+
+
+PRIORITIES = ("bulk", "interactive")
+
+
 @dataclass
 class EmbedStandin:
     dims: int = 64
@@ -71,6 +133,7 @@ class EmbedStandin:
     max_client_batch_size: int = 32
     api_key: str | None = None
     model_id: str = "hash-bow"
+    capacity: Capacity | None = None
     requests: list[Recorded] = field(default_factory=list)
     faults: deque[Fault] = field(default_factory=deque)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -128,7 +191,9 @@ class EmbedStandin:
             body = json.loads(raw) if raw else None
         except json.JSONDecodeError:
             body = None
-        self.requests.append(Recorded(request.url.path, body, dict(request.headers)))
+        self.requests.append(
+            Recorded(request.url.path, body, dict(request.headers), dict(request.query_params))
+        )
         fault = self._fault(request.url.path)
         if fault is not None:
             headers = {"retry-after": str(fault.retry_after)} if fault.retry_after is not None else {}
@@ -140,6 +205,25 @@ class EmbedStandin:
                     headers=headers,
                 )
             return body, self._tei_error(fault.status, message, "Overloaded", headers)
+        priority = request.query_params.get("priority") or request.headers.get("x-embed-priority")
+        if priority is not None and priority not in PRIORITIES:
+            message = f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}"
+            if openai_shape:
+                return body, self._openai_error(422, message, "invalid_request_error", "priority")
+            return body, self._tei_error(422, message, "Validation")
+        if self.capacity is not None and request.url.path != "/tokenize":
+            with self.lock:
+                status = self.capacity.admit()
+            if status != 200:
+                kind = "Overloaded" if status == 429 else "DeadlineExceeded"
+                message = "the server is at capacity: retry after Retry-After seconds"
+                if openai_shape:
+                    return body, JSONResponse(
+                        {"error": {"message": message, "type": kind, "param": None, "code": None}},
+                        status_code=status,
+                        headers={"retry-after": "1"},
+                    )
+                return body, self._tei_error(status, message, kind, {"retry-after": "1"})
         if self.api_key is not None and request.headers.get("authorization") != f"Bearer {self.api_key}":
             if openai_shape:
                 return body, self._openai_error(401, "missing or wrong API key", "authentication_error")

@@ -55,6 +55,7 @@ import fnmatch
 import hashlib
 import json
 import math
+import random
 import re
 import struct
 import threading
@@ -1184,6 +1185,62 @@ ON_FAILURE_KEYS = (
 # -- inference endpoints -------------------------------------------------------------------
 
 
+class Clock:
+    """Time as the stand-in's inference sender sees it: real by default.
+
+    Tests share a :class:`tests.rag.embed_standin.LogicalClock` between this stand-in and the
+    embedding double instead, so that retry delays, timeouts and ``rate_limit`` run in logical
+    seconds: ES's own defaults, no real waiting, and the same outcome on any machine.
+    """
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class InferenceRetry:
+    """How ES's inference services retry a call (defaults: ES's, see docs/RELIABILITY.md).
+
+    ``initial_delay``, ``max_delay_bound`` and ``timeout`` are the node settings
+    ``xpack.inference.http.retry.*`` (1 s, 5 s, 30 s): each retry waits a random delay of up to
+    the current bound, the bound doubling up to ``max_delay_bound``, and no retry starts once
+    ``timeout`` has passed since the first attempt. ``max_attempts`` is RetryingHttpSender's
+    cap (3 attempts in all). ``seed`` makes the random delays repeatable.
+    """
+
+    initial_delay: float = 1.0
+    max_delay_bound: float = 5.0
+    timeout: float = 30.0
+    max_attempts: int = 3
+    seed: int = 0
+
+
+class RateLimiter:
+    """An endpoint's ``rate_limit`` on one node: requests wait their turn, none is refused.
+
+    ES's RequestExecutorService keeps one queue per rate limit group (endpoint URL and key) and
+    a token bucket that holds at most one token, refilled at ``requests_per_minute``.
+    """
+
+    def __init__(self, per_minute: int, clock: Clock) -> None:
+        self.per_minute = per_minute
+        self.clock = clock
+        self.interval = 60.0 / per_minute
+        self.next_free: float | None = None
+        self.lock = threading.Lock()
+
+    def take(self) -> None:
+        with self.lock:
+            now = self.clock.now()
+            start = now if self.next_free is None else max(now, self.next_free)
+            self.next_free = start + self.interval
+        if start > now:
+            self.clock.sleep(start - now)
+
+
 @dataclass
 class Endpoint:
     inference_id: str
@@ -1274,15 +1331,15 @@ class EsStandin:
         self,
         version: str = "9.1.0",
         rrf_licensed: bool = True,
-        inference_backoff: float = 0.02,
-        inference_retries: int = 3,
+        inference_retry: InferenceRetry | None = None,
         inference_timeout: float = 10.0,
+        clock: Clock | None = None,
     ) -> None:
         self.version = version
         self.major = int(version.split(".")[0])
         self.rrf_licensed = rrf_licensed
-        self.inference_backoff = inference_backoff
-        self.inference_retries = inference_retries
+        self.retry = inference_retry or InferenceRetry()
+        self.clock = clock or Clock()
         self.inference_timeout = inference_timeout
         self.indices: dict[str, Index] = {}
         self.pipelines: dict[str, dict[str, Any]] = {}
@@ -1290,8 +1347,11 @@ class EsStandin:
         self.faults = Faults()
         self.calls: list[Call] = []
         self.inference_calls: list[tuple[str, list[str]]] = []
+        self.inference_answers: list[int] = []
         self.lock = threading.RLock()
         self.processors = Processors(self)
+        self.limiters: dict[tuple[str, str], RateLimiter] = {}
+        self.jitter = random.Random(self.retry.seed)
         # One pooled client, like ES's own HTTP client for inference services.
         self.http = httpx.Client(timeout=inference_timeout)
 
@@ -1320,30 +1380,53 @@ class EsStandin:
             if endpoint.task_settings.get("user"):
                 payload["user"] = endpoint.task_settings["user"]
         url = settings.get("url") or "https://api.openai.com/v1/embeddings"
+        limiter = self._limiter(endpoint, url)
+        started = self.clock.now()
+        bound = self.retry.initial_delay
         attempt = 0
         while True:
+            attempt += 1
+            limiter.take()
             self.inference_calls.append((url, list(batch)))
             try:
-                response = self.http.post(url, json=payload, headers=headers)
-                status = response.status_code
+                response: httpx.Response | None = self.http.post(url, json=payload, headers=headers)
+                status = response.status_code if response is not None else 0
             except httpx.TimeoutException:
-                status, response = 408, None
+                # RetryingHttpSender: every IOException (a socket timeout too) is retryable.
+                status, response = 0, None
             except httpx.HTTPError as exc:
                 raise EsError(
                     500,
                     "status_exception",
                     f"Failed to send request from inference entity id [{endpoint.inference_id}]: {exc}",
                 ) from exc
+            self.inference_answers.append(status)
             if status == 413 and len(batch) > 1:
                 half = len(batch) // 2
                 return self._infer_batch(endpoint, batch[:half]) + self._infer_batch(endpoint, batch[half:])
-            if (status == 408 or status in RETRIED[endpoint.service]) and attempt < self.inference_retries:
-                time.sleep(self.inference_backoff * (2**attempt))
-                attempt += 1
-                continue
-            if status != 200 or response is None:
+            if status == 200 and response is not None:
+                return self._parse_embeddings(endpoint, response.json(), len(batch))
+            retryable = status == 0 or status in RETRIED[endpoint.service]
+            # RetryingHttpSender.shouldRetry (attempt cap), then RetryableAction (total timeout).
+            if not retryable or attempt >= self.retry.max_attempts:
                 raise service_error(endpoint, url, status, response)
-            return self._parse_embeddings(endpoint, response.json(), len(batch))
+            if self.clock.now() - started >= self.retry.timeout:
+                raise service_error(endpoint, url, status, response)
+            # RetryableAction: a delay drawn from [1 ms, bound], the bound doubling up to its cap.
+            self.clock.sleep(self.jitter.uniform(0.001, bound))
+            bound = min(bound * 2, self.retry.max_delay_bound)
+
+    def _limiter(self, endpoint: Endpoint, url: str) -> RateLimiter:
+        """The rate limit group of ``endpoint`` on this node (RequestExecutorService)."""
+        per_minute = (endpoint.service_settings.get("rate_limit") or {}).get(
+            "requests_per_minute", DEFAULT_RATE_LIMIT
+        )
+        key = (url, str(endpoint.service_settings.get("api_key")))
+        with self.lock:
+            limiter = self.limiters.get(key)
+            if limiter is None or limiter.per_minute != per_minute:
+                limiter = self.limiters[key] = RateLimiter(per_minute, self.clock)
+            return limiter
 
     def _parse_embeddings(self, endpoint: Endpoint, body: Any, expected: int) -> list[list[float]]:
         if endpoint.service == "hugging_face":

@@ -574,8 +574,9 @@ def test_semantic_text_chunks_sentences_like_es_by_default(
 @pytest.mark.parametrize(
     ("status", "es_status", "message", "attempts"),
     [
-        (429, 429, "Received a rate limit status code", 4),
-        (503, 400, "Received a rate limit status code", 4),
+        (429, 429, "Received a rate limit status code", 3),
+        (503, 400, "Received a rate limit status code", 3),
+        (408, 408, "Received an unsuccessful status code", 1),
         (500, 400, "Received a server error status code", 1),
         (401, 401, "Received an authentication error status code", 1),
     ],
@@ -601,7 +602,7 @@ def test_inference_errors_after_retries_are_what_es_answers(
     assert error["reason"].startswith(
         f"{message} for request from inference entity id [hf] status [{status}]"
     )
-    assert len(embed.standin.requests) - before == attempts  # 3 retries of 429/502/503 only
+    assert len(embed.standin.requests) - before == attempts  # 3 attempts for 429/502/503 only
 
 
 def test_openai_endpoints_default_to_dot_product_and_batch_2048_chunks(
