@@ -29,6 +29,10 @@ ModelInfo = Info
 ``max_client_batch_size``)."""
 
 
+# How the server learns a request's priority (``?priority=`` works too, for ES's endpoints).
+PRIORITY_HEADER = "x-embed-priority"
+
+
 @dataclass(frozen=True)
 class TokenCount:
     """Tokens of one text as the model sees it: ``total`` includes the ``special`` ones.
@@ -51,17 +55,24 @@ class Embedder:
     def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
         self.settings = settings
         self.base_url = settings.embed_url.rstrip("/")
-        self._client = Client(
-            self.base_url,
-            api_key=settings.embed_api_key,
-            timeout=settings.embed_timeout,
-            retry=Retry(retries=settings.max_retries, backoff=settings.retry_backoff),
-            transport=transport,
+        # The server serves interactive work before bulk work: queries say which they are, and
+        # ingest (embedding and token counting) says it is bulk.
+        self._client, self._bulk = (
+            Client(
+                self.base_url,
+                api_key=settings.embed_api_key,
+                timeout=settings.embed_timeout,
+                retry=Retry(retries=settings.max_retries, backoff=settings.retry_backoff),
+                transport=transport,
+                headers={PRIORITY_HEADER: priority},
+            )
+            for priority in ("interactive", "bulk")
         )
         self._tokenize_missing = False
 
     def close(self) -> None:
         self._client.close()
+        self._bulk.close()
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -99,11 +110,12 @@ class Embedder:
         with self._errors("describe its model (GET /info)"):
             return self._client.info()
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """One unit-length vector per text, in order."""
+    def embed(self, texts: Sequence[str], bulk: bool = False) -> list[list[float]]:
+        """One unit-length vector per text, in order; ``bulk`` for ingest, else interactive."""
         size = max(1, min(self.settings.embed_batch_size, self.info().max_client_batch_size))
+        client = self._bulk if bulk else self._client
         with self._errors(f"embed {len(texts)} texts (POST /embed)"):
-            return self._client.embed(texts, batch_size=size, truncate=True)
+            return client.embed(texts, batch_size=size, truncate=True)
 
     def count_tokens(self, texts: Sequence[str]) -> list[TokenCount]:
         """Token counts from ``POST /tokenize``, or a word-and-punctuation estimate without it."""
@@ -112,7 +124,7 @@ class Embedder:
         size = max(1, self.info().max_client_batch_size)
         with self._errors("count tokens (POST /tokenize)"):
             try:
-                return [_count(entry) for entry in self._client.tokenize(texts, batch_size=size)]
+                return [_count(entry) for entry in self._bulk.tokenize(texts, batch_size=size)]
             except ApiError as exc:
                 if exc.status not in (404, 405):
                     raise

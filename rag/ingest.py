@@ -238,7 +238,7 @@ def _ingest_client(
     try:
         for lo in range(0, len(todo), size):
             part = todo[lo : lo + size]
-            vectors = embedder.embed([source["chunk"] for _, source in part])
+            vectors = embedder.embed([source["chunk"] for _, source in part], bulk=True)
             for (cid, source), vector in zip(part, vectors, strict=True):
                 source["dense_vector"] = vector
                 pending[cid] = source

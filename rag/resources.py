@@ -256,9 +256,12 @@ def inference_body(
 
 
 def server_endpoint_url(service: InferenceService, base: str) -> str:
-    """Our server's route that a service calls: ``/embed`` (hugging_face), ``/v1/embeddings``."""
+    """Our server's route that a service calls: ``/embed`` (hugging_face), ``/v1/embeddings``,
+    marked ``?priority=bulk``: ES embeds for ingest, and the server then serves queries first
+    (both services send the ``url`` as given, query string included)."""
     base = base.rstrip("/")
-    return f"{base}/embed" if service == "hugging_face" else f"{base}/v1/embeddings"
+    route = "/embed" if service == "hugging_face" else "/v1/embeddings"
+    return f"{base}{route}?priority=bulk"
 
 
 def inference_differences(existing: dict[str, Any], wanted: dict[str, Any], dims: int) -> list[str]:

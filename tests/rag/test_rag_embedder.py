@@ -89,3 +89,20 @@ def test_an_embed_url_that_is_elasticsearch_is_named(make_settings: Callable[...
     with pytest.raises(EmbeddingServerError, match=r"http://es\.test:9200 is Elasticsearch.*set EMBED_URL"):
         embedder.embed(["x"])
     embedder.close()
+
+
+def test_queries_are_interactive_and_ingest_is_bulk(
+    embed: Running[EmbedStandin], make_embedder: Callable[..., Embedder]
+) -> None:
+    """The server serves interactive work first: a query says it is one, ingest says bulk."""
+    embedder = make_embedder(embed)
+    embedder.embed(["how many vacation days"])
+    embedder.embed(["a chunk", "another chunk"], bulk=True)
+    embedder.count_tokens(["a chunk"])
+    sent = [(r.path, r.headers.get("x-embed-priority")) for r in embed.standin.requests if r.path != "/info"]
+    assert sent == [("/embed", "interactive"), ("/embed", "bulk"), ("/tokenize", "bulk")]
+
+
+def test_an_unknown_priority_is_refused_like_the_server_refuses_it(embed: Running[EmbedStandin]) -> None:
+    answer = httpx.post(f"{embed.url}/embed?priority=urgent", json={"inputs": ["x"]})
+    assert answer.status_code == 422

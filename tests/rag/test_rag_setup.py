@@ -56,7 +56,13 @@ def test_setup_creates_what_the_contract_says(
     # The inference processor writes `model_id` next to each chunk's vector: mapped as a keyword.
     assert properties["chunks"]["properties"]["model_id"] == {"type": "keyword"}
     endpoint = es.standin.endpoints["rag-embedder"]
-    assert (endpoint.service, endpoint.service_settings["url"]) == ("hugging_face", f"{embed.url}/embed")
+    assert (endpoint.service, endpoint.service_settings["url"]) == (
+        "hugging_face",
+        f"{embed.url}/embed?priority=bulk",
+    )
+    # ES keeps the query string: its calls (here the "how big" probe) are marked bulk work.
+    probe = [r for r in embed.standin.requests if r.path == "/embed"][-1]
+    assert probe.params == {"priority": "bulk"}
     # No measured capacity: ES does not throttle (its own default would be 3,000 a minute).
     assert endpoint.service_settings["rate_limit"] == {"requests_per_minute": resources.UNSIZED_RATE_LIMIT}
     assert (
@@ -132,7 +138,10 @@ def test_rerun_reports_existing_and_differing_resources(
     elsewhere = replace(settings, embed_url=moved.url)
     report = _setup(elsewhere)
     assert not report.complete
-    assert report.steps[2].outcome == "differs" and f"want {moved.url}/embed" in report.steps[2].detail
+    assert (
+        report.steps[2].outcome == "differs"
+        and f"want {moved.url}/embed?priority=bulk" in report.steps[2].detail
+    )
     assert "re-run with --replace" in report.render()
     throttled = _setup(replace(settings, inference_rate_limit=100))
     assert "rate_limit is 60000 requests/min, want 100" in throttled.steps[2].detail
@@ -140,7 +149,7 @@ def test_rerun_reports_existing_and_differing_resources(
     replaced = _setup(elsewhere, replace_=True)
     assert replaced.complete
     assert [s.outcome for s in replaced.steps[2:]] == ["replaced", "replaced"]
-    assert es.standin.endpoints["rag-embedder"].service_settings["url"] == f"{moved.url}/embed"
+    assert es.standin.endpoints["rag-embedder"].service_settings["url"] == f"{moved.url}/embed?priority=bulk"
 
 
 def test_openai_service_points_at_v1_embeddings(
@@ -152,7 +161,7 @@ def test_openai_service_points_at_v1_embeddings(
     assert endpoint.service_settings == {
         "api_key": "none",
         "model_id": "hash-bow",
-        "url": f"{embed.url}/v1/embeddings",
+        "url": f"{embed.url}/v1/embeddings?priority=bulk",
         "rate_limit": {"requests_per_minute": resources.UNSIZED_RATE_LIMIT},
     }
 
