@@ -25,10 +25,12 @@ It is a test double, never storage. It speaks like a cluster of ``version`` (def
 - ``_inference``: put/get/delete (``force``) and perform; service ``hugging_face`` POSTs
   ``{"inputs": [...]}`` to its ``url`` with ``Authorization: Bearer``, ``openai`` POSTs
   ``{"input", "model", "encoding_format"}`` (base64 from 9.0 on, float before). Like ES's
-  inference services they retry 429, 5xx and timeouts with backoff, halve the batch on 413,
-  and then answer ES's error (429 stays 429, 5xx becomes 400, with ES's messages); creating an
-  endpoint embeds ``["how big"]`` to learn the dimensions; ``rate_limit`` is kept and shown
-  (not enforced: tests must not depend on time);
+  inference services they retry what each service retries (``RETRIED``; timeouts too), 3
+  attempts with ES's random, doubling delays within its total timeout (:class:`InferenceRetry`),
+  halve the batch on 413, and then answer ES's error (429 stays 429, 5xx becomes 400, with
+  ES's messages); ``rate_limit`` queues each endpoint's calls like ES's per-node limiter
+  (:class:`RateLimiter`), on a :class:`Clock` that tests replace by a logical one; creating an
+  endpoint embeds ``["how big"]`` to learn the dimensions;
 - ``semantic_text``: indexing chunks the values (``chunking_settings`` of the field or the
   endpoint: ``sentence`` (ES's default: 250 words, overlap 1 sentence), ``word``, ``none``)
   and embeds all chunks of a request in batches of the service's size (hugging_face 20,
