@@ -26,15 +26,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 
-from bench.client import HttpError, Pool
+from bench.client import Endpoint, HttpError, Pool
 from bench.stats import LatencySummary
 
 Api = Literal["tei", "openai"]
@@ -304,3 +304,55 @@ def server_batches(before: dict[str, float], after: dict[str, float]) -> dict[st
         "mean_batch_tokens": padded / batches,
         "padding_ratio": 1.0 - delta("embed_tokens_total") / padded,
     }
+
+
+Body = Callable[[Pool], Awaitable[list[Record]]]
+"""A phase's load: sends through the pool it is given and returns every request's fate."""
+
+
+def phase_line(phase: Phase) -> str:
+    """One progress line for a finished phase."""
+    lat = phase.latency
+    return (
+        f"{phase.name}: {phase.requests_per_s:,.1f} req/s, {phase.texts_per_s:,.1f} texts/s, "
+        f"{phase.tokens_per_s:,.0f} tokens/s, p50 {lat.p50_ms:.1f} ms, p99 {lat.p99_ms:.1f} ms "
+        f"(server p50 {phase.server_ms.p50_ms:.1f}, queue p50 {phase.queue_ms.p50_ms:.1f}), "
+        f"errors {phase.errors} {phase.statuses}, client CPU {phase.client_cpu_s / phase.wall_s:.0%}"
+    )
+
+
+def phase_json(phase: Phase, batches: dict[str, float] | None) -> dict[str, Any]:
+    data = asdict(phase)
+    data["errors"] = phase.errors
+    data["server_batches"] = batches
+    return data
+
+
+async def run_phase(
+    endpoint: Endpoint,
+    name: str,
+    profile: str,
+    mode: Literal["closed", "open"],
+    body: Body,
+    log: Callable[[str], None],
+    *,
+    concurrency: int = 0,
+    rate: float | None = None,
+) -> dict[str, Any]:
+    """Run one load phase; its summary with the server's batch statistics over it."""
+    pool = Pool(endpoint, limit=max(concurrency, 1) if mode == "closed" else 1024)
+    metrics_pool = Pool(endpoint, limit=1)
+    try:
+        before = await scrape(metrics_pool)
+        cpu = time.process_time()
+        records = await body(pool)
+        cpu = time.process_time() - cpu
+        after = await scrape(metrics_pool, settle=0.2)
+    finally:
+        await pool.close()
+        await metrics_pool.close()
+    phase = summarize(
+        name, profile, mode, records, concurrency=concurrency, target_rate=rate, client_cpu_s=cpu
+    )
+    log(phase_line(phase))
+    return phase_json(phase, server_batches(before, after))

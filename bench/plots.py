@@ -1,7 +1,8 @@
 """PNG plots of a run (matplotlib, Agg backend: no display needed).
 
 - ``throughput_vs_concurrency.png``: ingest tokens/s and p99 latency by client count;
-- ``latency_cdf.png``: latency distribution of the query phases (closed, open, mixed);
+- ``latency_cdf.png``: latency distribution of the query phases (closed, open, and alone and
+  under each ingest caller);
 - ``peers.png``: tokens/s of every system as a multiple of the reference.
 
 Each function returns the file it wrote, or None when the run has no data for it.
@@ -54,11 +55,13 @@ def throughput_vs_concurrency(results: dict[str, Any], out: Path) -> Path | None
 def latency_cdf(results: dict[str, Any], out: Path) -> Path | None:
     http = results.get("http", {})
     series = [(p["name"], p["latencies_ms"]) for p in http.get("phases", []) if p["profile"] == "query"]
-    mixed = http.get("mixed")
-    if mixed:
+    callers = http.get("callers")
+    if callers:
+        rate = callers["query_rate"]
+        series += [(f"query {rate:.0f}/s alone", p["latencies_ms"]) for p in callers["alone"][:1]]
         series += [
-            (f"query {mixed['query_rate']:.0f}/s alone", mixed["query_alone"]["latencies_ms"]),
-            (f"query {mixed['query_rate']:.0f}/s under ingest", mixed["query_under_ingest"]["latencies_ms"]),
+            (f"query {rate:.0f}/s under {m['shape']}", m["query_under_ingest"]["latencies_ms"])
+            for m in callers["mixed"]
         ]
     series = [(name, xs) for name, xs in series if xs]
     if not series:

@@ -149,7 +149,7 @@ def _phase_row(p: dict[str, Any]) -> list[str]:
 
 def _http(r: dict[str, Any]) -> list[str]:
     h = r.get("http")
-    if not h:
+    if not h or not h["phases"]:
         return []
     header = [
         "phase",
@@ -165,9 +165,6 @@ def _http(r: dict[str, Any]) -> list[str]:
         "client CPU",
     ]
     rows = [_phase_row(p) for p in h["phases"]]
-    mixed = h.get("mixed")
-    if mixed:
-        rows += [_phase_row(mixed[k]) for k in ("query_alone", "query_under_ingest", "ingest")]
     lengths = [
         [p["name"].removeprefix("length "), _num(p["tokens_per_s"]), _num(p.get("bare_tokens_per_s")),
          _num((p["tokens_per_s"] / p["bare_tokens_per_s"]) if p.get("bare_tokens_per_s") else None, 2)]
@@ -193,6 +190,60 @@ def _http(r: dict[str, Any]) -> list[str]:
     return out
 
 
+def _callers(r: dict[str, Any]) -> list[str]:
+    c = r.get("http", {}).get("callers")
+    if not c:
+        return []
+    header = ["phase", "load", "req/s", "tokens/s", "p50 ms", "p90 ms", "p99 ms", "max ms"]
+    header += ["server p50 / p99 ms", "errors", "client CPU"]
+    alone = [[*_phase_row(p)[:1], _num(p["texts_per_s"], 1), *_phase_row(p)[1:]] for p in c["alone"]]
+    figures = c["ratios"]
+    mixed = []
+    for m in c["mixed"]:
+        iso = figures["isolation"][m["shape"]]
+        q = m["query_under_ingest"]["queue_ms"]
+        mixed.append(
+            [
+                m["shape"],
+                f"{_num(iso['query_p50_ms'], 1)} / {_num(iso['query_p99_ms'], 1)}",
+                _num(iso["p99_over_idle"], 2),
+                f"{_num(q['p50_ms'], 1)} / {_num(q['p99_ms'], 1)}",
+                f"{_num(m['ingest_alone_texts_per_s'], 1)} / "
+                f"{_num(m['ingest_with_queries']['texts_per_s'], 1)}",
+                _num(iso["ingest_share"], 2),
+                str(m["query_under_ingest"]["errors"] + m["ingest_with_queries"]["errors"]),
+            ]
+        )
+    tiny = [[name, _num(v, 2)] for name, v in figures["one_chunk_over_twenty"].items()]
+    return [
+        f"## Callers ({c['seconds']:.0f} s per phase)",
+        "",
+        "Each caller alone. ES pipeline: one chunk per request to `/embed?priority=bulk`; semantic_text: 20 "
+        "chunks per request; client bulk: `rag ingest`'s 32 per request; queries: one short text with "
+        f"`X-Embed-Priority: interactive`, Poisson arrivals at {c['query_rate']:.0f}/s.",
+        "",
+        *_table([header[0], "texts/s", *header[1:]], alone),
+        f"Queries at {c['query_rate']:.0f}/s during each ingest shape (idle query p50 / p99: "
+        f"{_num(figures['idle_query_p50_ms'], 1)} / {_num(figures['idle_query_p99_ms'], 1)} ms):",
+        "",
+        *_table(
+            [
+                "ingest shape",
+                "query p50 / p99 ms",
+                "p99 / idle p99",
+                "query queue p50 / p99 ms",
+                "ingest texts/s alone / with queries",
+                "with / alone",
+                "errors",
+            ],
+            mixed,
+        ),
+        "Texts/s of one-chunk requests over 20-chunk requests of the same texts:",
+        "",
+        *_table(["one-chunk shape", "ratio"], tiny),
+    ]
+
+
 def _targets(r: dict[str, Any]) -> list[str]:
     targets = r.get("targets")
     if not targets:
@@ -201,7 +252,7 @@ def _targets(r: dict[str, Any]) -> list[str]:
     for t in targets:
         value = t["value"]
         shown = " / ".join(_num(v, 1) for v in value) if isinstance(value, list) else _num(value, 2)
-        goal = "report" if t["target"] is None else f">= {t['target']}"
+        goal = "report" if t["target"] is None else f"{'<=' if t.get('at_most') else '>='} {t['target']}"
         met = "-" if t["met"] is None else ("yes" if t["met"] else "**no**")
         rows.append([t["name"], shown, goal, met])
     return ["## Targets", "", *_table(["target", "measured", "goal", "met"], rows)]
@@ -231,6 +282,7 @@ def render(results: dict[str, Any], plots: Sequence[str] = ()) -> str:
         *_roofline(r),
         *_sweep(r),
         *_http(r),
+        *_callers(r),
     ]
     if plots:
         lines += ["## Plots", "", *[f"![{Path(p).stem}]({Path(p).name})" for p in plots], ""]

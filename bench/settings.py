@@ -25,6 +25,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 Suite = Literal["quick", "full"]
 PEERS = ("st", "ort", "infinity")
+HTTP_PROFILES = ("ingest", "length", "query", "callers")
 VARIANTS = ("fp32", "int8", "fp16")
 DEFAULT_MODEL = Path("models/all-mpnet-base-v2")
 FALLBACK_MODEL = Path("models/all-minilm-l6-v2")
@@ -54,6 +55,8 @@ class Preset:
     sweep_passages: int
     peers: tuple[str, ...]
     per_request: int = 20
+    callers_s: float = 20.0
+    """Seconds of each phase of the callers' profiles (:mod:`bench.callers`)."""
 
 
 PRESETS: dict[str, Preset] = {
@@ -84,6 +87,7 @@ PRESETS: dict[str, Preset] = {
         batch_sizes=(1, 8, 32, 64),
         sweep_passages=128,
         peers=("st", "ort", "infinity"),
+        callers_s=60.0,
     ),
 }
 
@@ -166,18 +170,25 @@ class BenchSettings:
         default=(),
         metadata=_doc('extra flags for our server, e.g. "--max-batch-size 32"', "none", words=True),
     )
+    http_profiles: tuple[str, ...] = field(
+        default=HTTP_PROFILES,
+        metadata=_doc("comma list of the HTTP load profiles to run", "all", HTTP_PROFILES),
+    )
+    callers_seconds: float | None = field(
+        default=None, metadata=_doc("seconds of each phase of the callers' profiles", "the suite's")
+    )
     plots: bool = field(default=True, metadata=_doc("draw the PNG plots"))
     sizes: Preset | None = field(default=None, metadata={})
     """Sizes replacing the suite's preset, for library callers (tests); no flag."""
 
     def __post_init__(self) -> None:
-        for name in ("passages", "rounds", "phase_seconds"):
+        for name in ("passages", "rounds", "phase_seconds", "callers_seconds"):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise SettingsError(f"--{_flag(name)} must be positive, got {value}")
         if self.threads < 1:
             raise SettingsError(f"--threads must be at least 1, got {self.threads}")
-        for name, allowed in (("peers", PEERS), ("variants", VARIANTS)):
+        for name, allowed in (("peers", PEERS), ("variants", VARIANTS), ("http_profiles", HTTP_PROFILES)):
             unknown = [x for x in getattr(self, name) or () if x not in allowed]
             if unknown:
                 raise SettingsError(
@@ -191,6 +202,7 @@ class BenchSettings:
             "passages": self.passages,
             "rounds": self.rounds,
             "phase_s": self.phase_seconds,
+            "callers_s": self.callers_seconds,
             "peers": self.peers,
         }
         given = {k: v for k, v in overrides.items() if v is not None}

@@ -16,7 +16,8 @@ returned (typed values, not shared state) and logs to stderr:
    then the median;
 5. :func:`batch_sweep` (full suite): bare loop, engine and plain ORT by batch size;
 6. :func:`http_profiles` on the server as it is deployed (``--variant auto``): ingest
-   throughput vs concurrency, vs input length, query latency closed and open loop, and mixed;
+   throughput vs concurrency, vs input length, query latency closed and open loop, and the
+   real callers alone and together (:mod:`bench.callers`);
 7. :func:`targets`: the figures the project aims at, met or not.
 
 The result is one JSON-ready dict; :mod:`bench.report` renders it.
@@ -26,8 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,27 +35,24 @@ from typing import Any, Literal, TypeVar
 
 import orjson
 
+from bench import callers, machine
 from bench import corpus as corpus_mod
-from bench import machine
 from bench.client import Endpoint, HttpError, Pool
 from bench.loadgen import (
-    Phase,
-    Record,
+    Body,
     Request,
     Target,
     closed_loop,
     open_loop,
     prepare,
-    scrape,
-    server_batches,
-    summarize,
+    run_phase,
 )
 from bench.model import ModelDir
 from bench.progress import Progress
 from bench.roofline import RooflineError, Shape, gemm_rate
 from bench.schedule import poisson_arrivals
 from bench.server_process import ManagedServer, free_port, our_server_argv
-from bench.settings import BenchSettings, Preset, child_env, offline_hub
+from bench.settings import BenchSettings, child_env, offline_hub
 from bench.stats import LengthStats, median, ratio
 from bench.systems import System, cosines
 from bench.systems.http import HttpServer
@@ -65,7 +62,6 @@ T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 QUALITY_TEXTS = 64
 WARM_TEXTS = 16
-MIXED_QUERY_RATE = 10.0
 PASS_TIMEOUT = "600"  # seconds, the most a client may ask of our server
 Json = dict[str, Any]
 Servers = dict[str, tuple[Endpoint, Json]]
@@ -642,18 +638,6 @@ def batch_sweep(
 
 # ---- 6. HTTP profiles --------------------------------------------------------------------
 
-Body = Callable[[Pool], Awaitable[list[Record]]]
-
-
-def _log_phase(phase: Phase, log: Log) -> None:
-    lat = phase.latency
-    log.info(
-        f"{phase.name}: {phase.requests_per_s:,.1f} req/s, {phase.tokens_per_s:,.0f} tokens/s, "
-        f"p50 {lat.p50_ms:.1f} ms, p99 {lat.p99_ms:.1f} ms (server p50 {phase.server_ms.p50_ms:.1f}, "
-        f"queue p50 {phase.queue_ms.p50_ms:.1f}), errors {phase.errors} {phase.statuses}, "
-        f"client CPU {phase.client_cpu_s / phase.wall_s:.0%}"
-    )
-
 
 async def _phase(
     endpoint: Endpoint,
@@ -666,23 +650,7 @@ async def _phase(
     concurrency: int = 0,
     rate: float | None = None,
 ) -> Json:
-    """Run one load phase; its summary with the server's batch statistics over it."""
-    pool = Pool(endpoint, limit=max(concurrency, 1) if mode == "closed" else 1024)
-    metrics_pool = Pool(endpoint, limit=1)
-    try:
-        before = await scrape(metrics_pool)
-        cpu = time.process_time()
-        records = await body(pool)
-        cpu = time.process_time() - cpu
-        after = await scrape(metrics_pool, settle=0.2)
-    finally:
-        await pool.close()
-        await metrics_pool.close()
-    phase = summarize(
-        name, profile, mode, records, concurrency=concurrency, target_rate=rate, client_cpu_s=cpu
-    )
-    _log_phase(phase, log)
-    return _phase_json(phase, server_batches(before, after))
+    return await run_phase(endpoint, name, profile, mode, body, log.info, concurrency=concurrency, rate=rate)
 
 
 def length_classes(workload: Workload, n: int, max_length: int) -> dict[str, list[str]]:
@@ -693,54 +661,6 @@ def length_classes(workload: Workload, n: int, max_length: int) -> dict[str, lis
         "short": list(workload.corpus.queries[:n]),
         "medium": [t for t in pool if 60 <= tokens[t] <= 120][:n],
         "long": [t for t in pool if tokens[t] >= min(180, max_length - 8)][:n],
-    }
-
-
-async def _mixed(
-    endpoint: Endpoint,
-    target: Target,
-    ingest: Sequence[Request],
-    queries: Sequence[Request],
-    capacity: float,
-    preset: Preset,
-    seed: int,
-    log: Log,
-) -> Json:
-    """Query latency at a modest open-loop rate, alone and while ingest saturates the server."""
-    rate = min(MIXED_QUERY_RATE, max(capacity * 0.2, 1.0))
-    arrivals = poisson_arrivals(rate, preset.phase_s, seed + 100)
-
-    async def alone(pool: Pool) -> list[Record]:
-        return await open_loop(pool, target, queries, arrivals)
-
-    alone_phase = await _phase(endpoint, "query alone", "mixed", "open", alone, log, rate=rate)
-    ingest_pool = Pool(endpoint, limit=preset.ingest_concurrency)
-    query_pool = Pool(endpoint, limit=1024)
-    cpu = time.process_time()
-    try:
-        ingest_task = asyncio.ensure_future(
-            closed_loop(ingest_pool, target, ingest, preset.ingest_concurrency, preset.phase_s + 1.0)
-        )
-        await asyncio.sleep(1.0)
-        query_records = await open_loop(query_pool, target, queries, arrivals)
-        ingest_records = await ingest_task
-    finally:
-        await ingest_pool.close()
-        await query_pool.close()
-    cpu = time.process_time() - cpu
-    under = summarize(
-        "query under ingest", "mixed", "open", query_records, target_rate=rate, client_cpu_s=cpu
-    )
-    load = summarize(
-        "ingest during queries", "mixed", "closed", ingest_records, concurrency=preset.ingest_concurrency
-    )
-    _log_phase(under, log)
-    _log_phase(load, log)
-    return {
-        "query_rate": rate,
-        "query_alone": alone_phase,
-        "query_under_ingest": _phase_json(under, None),
-        "ingest": _phase_json(load, None),
     }
 
 
@@ -764,13 +684,15 @@ def http_profiles(
     def opened(reqs: Sequence[Request], arrivals: list[float]) -> Body:
         return lambda pool: open_loop(pool, target, reqs, arrivals)
 
-    for c in p.concurrency:
+    wanted = settings.http_profiles
+    for c in p.concurrency if "ingest" in wanted else ():
         phases.append(
             run_async(
                 _phase(endpoint, f"ingest c={c}", "ingest", "closed", closed(ingest, c), log, concurrency=c)
             )
         )
-    for name, texts in length_classes(workload, p.length_texts, model.max_length).items():
+    classes = length_classes(workload, p.length_texts, model.max_length) if "length" in wanted else {}
+    for name, texts in classes.items():
         reqs = prepare(target, texts, workload.lengths(texts), p.per_request)
         phase = run_async(
             _phase(
@@ -786,14 +708,14 @@ def http_profiles(
             log.info(f"bare loop on {name} texts: {phase['bare_tokens_per_s']:,.0f} tokens/s")
         phases.append(phase)
     capacity = 0.0
-    for c in p.query_concurrency:
+    for c in p.query_concurrency if "query" in wanted else ():
         phase = run_async(
             _phase(endpoint, f"query c={c}", "query", "closed", closed(query_reqs, c), log, concurrency=c)
         )
         capacity = max(capacity, phase["requests_per_s"])
         phases.append(phase)
     out["query_capacity_rps"] = capacity
-    for i, load in enumerate(p.open_loads):
+    for i, load in enumerate(p.open_loads if capacity else ()):
         rate = max(load * capacity, 0.5)
         arrivals = poisson_arrivals(rate, p.phase_s, settings.seed + i)
         phases.append(
@@ -809,7 +731,11 @@ def http_profiles(
                 )
             )
         )
-    out["mixed"] = run_async(_mixed(endpoint, target, ingest, query_reqs, capacity, p, settings.seed, log))
+    if "callers" in wanted:
+        out["callers"] = callers.profiles(
+            endpoint, _auth(settings), workload.passages, workload.lengths(workload.passages),
+            queries, workload.lengths(queries), p.callers_s, settings.seed, log.info, run_async,
+        )  # fmt: skip
     return out
 
 
@@ -821,16 +747,9 @@ def targets(variants: Sequence[str], bare: dict[str, BareLoop], throughput: Json
     rows = {r["key"]: r for r in throughput.get("systems", [])}
     out: list[Json] = []
 
-    def add(name: str, value: float | None, goal: float, unit: str = "x") -> None:
-        out.append(
-            {
-                "name": name,
-                "value": value,
-                "target": goal,
-                "unit": unit,
-                "met": value is not None and value >= goal,
-            }
-        )
+    def add(name: str, value: float | None, goal: float, unit: str = "x", most: bool = False) -> None:
+        met = value is not None and (value <= goal if most else value >= goal)
+        out.append({"name": name, "value": value, "target": goal, "unit": unit, "met": met, "at_most": most})
 
     for variant in variants:
         bare_row = rows.get(bare[variant].key) if variant in bare else None
@@ -856,6 +775,21 @@ def targets(variants: Sequence[str], bare: dict[str, BareLoop], throughput: Json
         goal = {"fp32": 1.5, "int8": 3.0}.get(variant)
         if server and goal is not None and server["ratio_to_reference"] is not None:
             add(f"server {variant} / sentence-transformers", server["ratio_to_reference"], goal)
+    figures = http.get("callers", {}).get("ratios")
+    if figures:
+        shape = callers.SATURATING.name
+        isolation = figures["isolation"].get(shape, {})
+        add(f"query p99 under {shape} / idle query p99", isolation.get("p99_over_idle"), 2.0, most=True)
+        add(
+            f"{shape} texts/s with {callers.QUERY_RATE:.0f} queries/s / alone",
+            isolation.get("ingest_share"),
+            0.85,
+        )
+        add(
+            f"texts/s of one-chunk requests ({shape}) / 20-chunk requests ({callers.SEMANTIC_TEXT.name})",
+            figures["one_chunk_over_twenty"].get(shape),
+            0.85,
+        )
     for phase in http.get("phases", []):
         if phase["name"] == "query c=1":
             out.append(
@@ -913,13 +847,6 @@ def run(settings: BenchSettings, progress: Progress | None = None) -> Json:
     results["load_average_end"] = machine.load_average()
     results["notes"] = log.notes
     return results
-
-
-def _phase_json(phase: Phase, batches: dict[str, float] | None) -> Json:
-    data = asdict(phase)
-    data["errors"] = phase.errors
-    data["server_batches"] = batches
-    return data
 
 
 def _dist_version(binary: Path, package: str) -> str:

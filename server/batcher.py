@@ -12,10 +12,15 @@ Flow::
 What is admitted and which texts form a batch is :class:`server.scheduler.Scheduler`'s
 decision (pure, tested without threads); this module only runs it.
 
-- The assembler prepares the next batch while a worker runs the current one (one prepared
-  batch per session). A prepared bulk batch that finds interactive work waiting goes back to
-  the queue unless it was bulk's owed turn, so a query waits for at most the batch already
-  running and bulk still gets its share.
+- Workers come in groups, each serving some lanes with its own assembler: with a dedicated
+  interactive session (the default) one group runs only interactive batches and the other
+  only bulk ones, whose threads run at a lower OS priority (``bulk_nice``): a query runs at
+  once, beside the running bulk batch, and the kernel gives its threads the cores. Without
+  one, a single group serves both lanes, and a prepared bulk batch that finds interactive
+  work waiting goes back unless it was bulk's owed turn, so a query waits for at most the
+  batch already running and bulk still gets its share.
+- Each group's assembler prepares its next batch while a worker runs the current one (one
+  prepared batch per session).
 - Admission raises at once: :class:`Overloaded` (queue full, with a Retry-After from the
   measured throughput), :class:`DeadlineExceeded` (the work ahead outlasts the deadline) or
   :class:`Unavailable` (closing).
@@ -27,10 +32,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -38,7 +45,7 @@ import numpy.typing as npt
 
 from server.collate import collate
 from server.errors import InferenceFailed, Unavailable
-from server.scheduler import Batch, Item, Lane, Limits, Scheduler
+from server.scheduler import BOTH_LANES, Batch, Item, Lane, Limits, Scheduler
 
 log = logging.getLogger("server.batcher")
 
@@ -46,6 +53,9 @@ F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 
 __all__ = ["Batch", "BatchObserver", "Batcher", "Job", "Lane", "Limits", "Session", "Throughput"]
+
+INTERACTIVE_ONLY = frozenset({Lane.INTERACTIVE})
+BULK_ONLY = frozenset({Lane.BULK})
 
 
 class Session(Protocol):
@@ -131,6 +141,16 @@ class Throughput:
             self._rate = rate if not self._rate else 0.8 * self._rate + 0.2 * rate
 
 
+def lower_thread_priority(nice: int) -> None:
+    """Add ``nice`` to the calling thread's nice value (Linux keeps one per thread, and
+    threads it starts inherit it). Always allowed; where the OS refuses, say so and go on."""
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except (AttributeError, OSError) as exc:
+        log.warning("cannot lower the priority of bulk threads (%s); queries share the CPU equally", exc)
+
+
 class BatchObserver(Protocol):
     """Told about every model run (metrics)."""
 
@@ -139,8 +159,25 @@ class BatchObserver(Protocol):
     def failed(self, batch: Batch) -> None: ...
 
 
+@dataclass
+class _Group:
+    """Workers serving the same lanes: their sessions, the assembler that prepares their
+    batches (at most one waiting per session) and the OS priority of their threads."""
+
+    name: str
+    sessions: Sequence[Session]
+    lanes: frozenset[Lane]
+    throughput: Throughput
+    nice: int = 0
+    slot: queue.Queue[Batch | None] = field(default_factory=queue.Queue)
+    credits: threading.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.credits = threading.Semaphore(len(self.sessions))
+
+
 class Batcher:
-    """The scheduler plus its assembler and worker threads."""
+    """The scheduler plus its assemblers and worker threads."""
 
     def __init__(
         self,
@@ -150,7 +187,14 @@ class Batcher:
         dims: int,
         observer: BatchObserver | None = None,
         throughput: Throughput | None = None,
+        *,
+        interactive: Sequence[Session] = (),
+        bulk_nice: int = 0,
+        lower_priority: Callable[[int], None] = lower_thread_priority,
     ) -> None:
+        """``sessions`` run bulk work, and interactive work too unless ``interactive``
+        sessions are given; then ``sessions``' worker threads call ``lower_priority(bulk_nice)``
+        first (the caller made their runtime's own threads at that priority)."""
         if not sessions:
             raise ValueError("the batcher needs at least one session")
         self.limits = limits
@@ -159,40 +203,64 @@ class Batcher:
         self._pad_id = pad_id
         self._input_names = list(sessions[0].input_names)
         self._observer = observer
+        self._lower_priority = lower_priority
         self._scheduler = Scheduler(limits)
         self._cond = threading.Condition()
         self._jobs = 0
         self._closed = False
-        # One prepared batch per session at most: the assembler takes a credit before it
-        # forms a batch and a worker returns it when it picks the batch up.
-        self._slot: queue.Queue[Batch | None] = queue.Queue()
-        self._credits = threading.Semaphore(len(sessions))
-        self._threads = [threading.Thread(target=self._assemble_loop, name="batch-assembler", daemon=True)]
-        self._threads += [
-            threading.Thread(target=self._work_loop, args=(s,), name=f"session-worker-{i}", daemon=True)
-            for i, s in enumerate(sessions)
-        ]
+        if interactive:
+            self._groups = [
+                _Group("interactive", interactive, INTERACTIVE_ONLY, Throughput()),
+                _Group("bulk", sessions, BULK_ONLY, self.throughput, nice=bulk_nice),
+            ]
+        else:
+            self._groups = [_Group("shared", sessions, BOTH_LANES, self.throughput)]
+        self._threads: list[threading.Thread] = []
+        for group in self._groups:
+            self._threads.append(
+                threading.Thread(target=self._assemble_loop, args=(group,), name=f"assembler-{group.name}", daemon=True)
+            )
+            self._threads += [
+                threading.Thread(
+                    target=self._work_loop, args=(group, s), name=f"worker-{group.name}-{i}", daemon=True
+                )
+                for i, s in enumerate(group.sessions)
+            ]
         for thread in self._threads:
             thread.start()
+
+    @property
+    def dedicated_interactive(self) -> bool:
+        """Whether interactive work has sessions of its own."""
+        return len(self._groups) > 1
+
+    def _rate(self, lane: Lane) -> float:
+        """Measured tokens/s of the workers that serve ``lane``."""
+        group = next(g for g in self._groups if lane in g.lanes)
+        return group.throughput.tokens_per_second or self.throughput.tokens_per_second
 
     # ---- event-loop side -------------------------------------------------------------
 
     def submit(
-        self, ids: Sequence[I64], loop: asyncio.AbstractEventLoop, timeout: float | None = None
+        self,
+        ids: Sequence[I64],
+        loop: asyncio.AbstractEventLoop,
+        timeout: float | None = None,
+        lane: Lane | None = None,
     ) -> Job:
-        """Admit a request's texts or raise at once: Overloaded (queue full), Unavailable
-        (closing), DeadlineExceeded (the work ahead, at the measured rate, outlasts ``timeout``)."""
+        """Admit a request's texts in ``lane`` (None: by size) or raise at once: Overloaded
+        (queue full), Unavailable (closing), DeadlineExceeded (the work ahead, at the measured
+        rate, outlasts ``timeout``)."""
         tokens = sum(len(row) for row in ids)
-        lane = self._scheduler.lane_for(tokens)
+        lane = self._scheduler.lane_for(tokens, lane)
         job = Job(loop, len(ids), self.dims, lane)
         with self._cond:
             if self._closed:
                 raise Unavailable("the server is shutting down; retry on another replica")
-            rate = self.throughput.tokens_per_second
-            self._scheduler.check_admission(lane, tokens, self._jobs, timeout, rate)
+            self._scheduler.check_admission(lane, tokens, self._jobs, timeout, self._rate(lane))
             job.items = self._scheduler.admit(job, lane, ids)
             self._jobs += 1
-            self._cond.notify()
+            self._cond.notify_all()
         job.future.add_done_callback(lambda _f: self._finished())
         return job
 
@@ -243,19 +311,19 @@ class Batcher:
         for thread in self._threads:
             thread.join(timeout)
 
-    # ---- assembler thread ------------------------------------------------------------
+    # ---- assembler threads -----------------------------------------------------------
 
-    def _assemble_loop(self) -> None:
-        while self._credits.acquire() and (batch := self._take()) is not None:
+    def _assemble_loop(self, group: _Group) -> None:
+        while group.credits.acquire() and (batch := self._take(group.lanes)) is not None:
             batch.inputs = collate([item.ids for item in batch.items], self._pad_id, self._input_names)
-            self._slot.put(batch)
-        for _ in range(len(self._threads) - 1):
-            self._slot.put(None)
+            group.slot.put(batch)
+        for _ in group.sessions:
+            group.slot.put(None)
 
-    def _take(self) -> Batch | None:
-        """Block until a batch can be formed; None once closed and empty."""
+    def _take(self, lanes: frozenset[Lane]) -> Batch | None:
+        """Block until a batch of ``lanes`` can be formed; None once closed and empty."""
         with self._cond:
-            while (batch := self._scheduler.next_batch()) is None:
+            while (batch := self._scheduler.next_batch(lanes)) is None:
                 if self._closed:
                     return None
                 self._cond.wait()
@@ -263,9 +331,11 @@ class Batcher:
 
     # ---- worker threads --------------------------------------------------------------
 
-    def _work_loop(self, session: Session) -> None:
-        while (batch := self._slot.get()) is not None:
-            self._credits.release()
+    def _work_loop(self, group: _Group, session: Session) -> None:
+        if group.nice:
+            self._lower_priority(group.nice)
+        while (batch := group.slot.get()) is not None:
+            group.credits.release()
             if self._requeue_if_interactive_waits(batch):
                 continue
             live = [item for item in batch.items if not item.job.cancelled]
@@ -274,17 +344,17 @@ class Batcher:
             if len(live) < len(batch.items):
                 inputs = collate([i.ids for i in live], self._pad_id, self._input_names)
                 batch = Batch(batch.lane, live, inputs)
-            self._run(session, batch)
+            self._run(group, session, batch)
 
     def _requeue_if_interactive_waits(self, batch: Batch) -> bool:
         with self._cond:
             if self._closed or not self._scheduler.yields_to_interactive(batch):
                 return False
             self._scheduler.requeue(batch, [item for item in batch.items if not item.job.cancelled])
-            self._cond.notify()
+            self._cond.notify_all()
             return True
 
-    def _run(self, session: Session, batch: Batch) -> None:
+    def _run(self, group: _Group, session: Session, batch: Batch) -> None:
         started = time.perf_counter()
         for item in batch.items:
             if item.job.started_at is None:
@@ -306,7 +376,7 @@ class Batcher:
                 self._observer.failed(batch)
             return
         elapsed = time.perf_counter() - started
-        self.throughput.record(sum(batch.lengths), elapsed)
+        group.throughput.record(sum(batch.lengths), elapsed)
         by_job: dict[Job, list[tuple[int, F32]]] = {}
         for row, item in enumerate(batch.items):
             by_job.setdefault(item.job, []).append((item.index, vectors[row]))

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from server import __version__, pooling
-from server.batcher import Batch, Batcher, Job, Limits, Session, Throughput
+from server.batcher import Batch, Batcher, Job, Lane, Limits, Session, Throughput
 from server.collate import padding_ratio
 from server.errors import (
     ClientGone,
@@ -112,6 +112,7 @@ class Engine:
         sessions: Sequence[Session],
         metrics: Metrics,
         *,
+        interactive: Sequence[Session] = (),
         variant: str,
         provider: str,
         max_batch_tokens: int,
@@ -124,6 +125,7 @@ class Engine:
         self.variant = variant
         self.provider = provider
         self.model_name = settings.served_model_name or manifest.name
+        self.interactive_sessions = len(interactive)
         self.limits = Limits(
             max_batch_tokens=max(max_batch_tokens, manifest.max_length),
             max_batch_size=settings.max_batch_size,
@@ -133,7 +135,14 @@ class Engine:
             bulk_share=settings.bulk_share,
         )
         self.batcher = Batcher(
-            sessions, self.limits, tokenizer.pad_id, manifest.dims, observer=self, throughput=throughput
+            sessions,
+            self.limits,
+            tokenizer.pad_id,
+            manifest.dims,
+            observer=self,
+            throughput=throughput,
+            interactive=interactive,
+            bulk_nice=settings.bulk_nice,
         )
         metrics.queue_requests.set_function(lambda: self.batcher.queued_requests)
         metrics.queue_tokens.set_function(lambda: self.batcher.queued_tokens)
@@ -280,11 +289,13 @@ class Engine:
         *,
         timeout: float,
         disconnected: Callable[[], Awaitable[Any]] | None = None,
+        lane: Lane | None = None,
     ) -> Embedded:
         """Embed ``texts`` in order. Raises the errors of errors.py (429, 503, 413, 500, 499).
 
         ``timeout`` bounds the wait before the work starts (tokenizer pool and queue);
-        ``disconnected`` resolves when the client goes away, and its work is then dropped.
+        ``disconnected`` resolves when the client goes away, and its work is then dropped;
+        ``lane`` is the class the caller stated (None: chosen by size).
         """
         if options.dimensions is not None and not 1 <= options.dimensions <= self.manifest.dims:
             raise ValidationError(
@@ -292,13 +303,18 @@ class Engine:
             )
         gone = asyncio.ensure_future(disconnected()) if disconnected is not None else None
         try:
-            return await self._embed(texts, options, timeout, gone)
+            return await self._embed(texts, options, timeout, gone, lane)
         finally:
             if gone is not None and not gone.done():
                 gone.cancel()
 
     async def _embed(
-        self, texts: Sequence[str], options: EmbedOptions, timeout: float, gone: asyncio.Future[Any] | None
+        self,
+        texts: Sequence[str],
+        options: EmbedOptions,
+        timeout: float,
+        gone: asyncio.Future[Any] | None,
+        lane: Lane | None,
     ) -> Embedded:
         timings = Timings()
         start = time.perf_counter()
@@ -308,7 +324,7 @@ class Engine:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise DeadlineExceeded("the request's deadline passed during tokenization", retry_after=1)
-        job = self.batcher.submit(encoded.ids, asyncio.get_running_loop(), timeout=remaining)
+        job = self.batcher.submit(encoded.ids, asyncio.get_running_loop(), timeout=remaining, lane=lane)
         try:
             await self._wait(job, remaining, gone)
         except BaseException:
@@ -390,6 +406,8 @@ class Engine:
             "max_batch_requests": self.limits.max_batch_size,
             "max_concurrent_requests": self.limits.max_queue_requests,
             "max_queue_tokens": self.limits.max_queue_tokens,
+            "interactive_max_tokens": self.limits.interactive_max_tokens,
+            "interactive_sessions": self.interactive_sessions,
             "tokenization_workers": TOKENIZE_WORKERS,
             "version": __version__,
         }

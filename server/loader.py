@@ -11,13 +11,23 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from server import providers
+from server.batcher import lower_thread_priority
 from server.engine import Engine
 from server.errors import StartupError
 from server.manifest import ManifestError, load
 from server.metrics import Metrics
-from server.session import OrtSession, SessionConfig, available_providers, choose_variant, cpu_count
+from server.session import (
+    OrtSession,
+    SessionConfig,
+    available_providers,
+    choose_variant,
+    cpu_count,
+)
 from server.settings import Settings
 from server.tokenizer import Tokenizer
 
@@ -26,6 +36,15 @@ log = logging.getLogger("server.loader")
 
 class ModelLoadError(StartupError):
     """The model directory cannot be served; the message says why and what to do."""
+
+
+def build_at_lower_priority(nice: int, build: Callable[[], OrtSession]) -> OrtSession:
+    """``build()`` run in a thread at ``nice`` more than ours, so that the threads ONNX Runtime
+    starts for the session (at construction) run at that priority too."""
+    if not nice:
+        return build()
+    with ThreadPoolExecutor(1, initializer=lower_thread_priority, initargs=(nice,)) as pool:
+        return pool.submit(build).result()
 
 
 def load_engine(settings: Settings, metrics: Metrics) -> Engine:
@@ -56,14 +75,26 @@ def load_engine(settings: Settings, metrics: Metrics) -> Engine:
         inter_op_threads=settings.inter_op_threads,
         trt_cache_dir=settings.trt_cache_dir,
     )
-    sessions = [OrtSession(directory, manifest, variant, plan, config) for _ in range(settings.sessions)]
+    # Bulk sessions are built at the bulk threads' lower priority (ORT starts its threads
+    # at construction); interactive ones at ours, and idle between queries without spinning.
+    nice = settings.bulk_nice if settings.interactive_sessions else 0
+
+    def bulk_session() -> OrtSession:
+        return OrtSession(directory, manifest, variant, plan, config)
+
+    sessions = [build_at_lower_priority(nice, bulk_session) for _ in range(settings.sessions)]
+    quiet = replace(config, spin=False)
+    interactive = [
+        OrtSession(directory, manifest, variant, plan, quiet) for _ in range(settings.interactive_sessions)
+    ]
     max_batch_tokens = settings.batch_tokens(on_gpu=plan.on_gpu)
     started = time.perf_counter()
-    runs = sum(s.warm_up(tokenizer.pad_id, max_batch_tokens) for s in sessions) if settings.warmup else 0
+    every = sessions + interactive
+    runs = sum(s.warm_up(tokenizer.pad_id, max_batch_tokens) for s in every) if settings.warmup else 0
     log.info(
-        "model %s (%s, %d-dim, max %d tokens, %s pooling) variant %s on %s; %d session(s) x %d intra-op "
-        "threads; batches <= %d tokens / %d texts; queue <= %d requests / %d tokens; warm-up %d runs "
-        "in %.1fs",
+        "model %s (%s, %d-dim, max %d tokens, %s pooling) variant %s on %s; %d bulk + %d interactive "
+        "session(s) x %d intra-op threads; batches <= %d tokens / %d texts; queue <= %d requests / %d "
+        "tokens; warm-up %d runs in %.1fs",
         manifest.name,
         manifest.revision,
         manifest.dims,
@@ -72,6 +103,7 @@ def load_engine(settings: Settings, metrics: Metrics) -> Engine:
         variant.name,
         sessions[0].provider,
         len(sessions),
+        len(interactive),
         threads,
         max_batch_tokens,
         settings.max_batch_size,
@@ -86,6 +118,7 @@ def load_engine(settings: Settings, metrics: Metrics) -> Engine:
         tokenizer,
         sessions,
         metrics,
+        interactive=interactive,
         variant=variant.name,
         provider=sessions[0].provider,
         max_batch_tokens=max_batch_tokens,

@@ -77,6 +77,33 @@ _ERRORS = {
     503: "loading, draining, too many requests in progress, or the deadline passed in the queue; "
     "retry after `Retry-After` seconds",
 }
+_PRIORITY: Schema = {"enum": ["interactive", "bulk"]}
+_EMBED_PARAMETERS: tuple[Schema, ...] = (
+    {
+        "name": "priority",
+        "in": "query",
+        "required": False,
+        "description": "the request's class: `interactive` (latency-critical queries, run on their "
+        "own session ahead of bulk work) or `bulk` (ingest); without it or the header, requests "
+        "of at most `interactive_max_tokens` tokens (see /info) are interactive",
+        "schema": _PRIORITY,
+    },
+    {
+        "name": "X-Embed-Priority",
+        "in": "header",
+        "required": False,
+        "description": "the class, as the `priority` query parameter (which wins when both are sent)",
+        "schema": _PRIORITY,
+    },
+    {
+        "name": "X-Request-Timeout",
+        "in": "header",
+        "required": False,
+        "description": "seconds this request may wait before its texts start (503 after); work that "
+        "has started is finished",
+        "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 600},
+    },
+)
 _STATUS: Schema = {
     "type": "object",
     "required": ["status"],
@@ -93,6 +120,7 @@ class _Operation:
     errors: tuple[int, ...] = ()
     body: Schema | None = None
     open: bool = False
+    parameters: tuple[Schema, ...] = ()
 
 
 def openapi(routes: Sequence[Route], engine: Engine, secured: bool) -> dict[str, Any]:
@@ -115,6 +143,8 @@ def openapi(routes: Sequence[Route], engine: Engine, secured: bool) -> dict[str,
                 "summary": op.summary,
                 "responses": responses,
             }
+            if op.parameters:
+                operation["parameters"] = list(op.parameters)
             if op.body is not None:
                 operation["requestBody"] = {"required": True, "content": {JSON: {"schema": op.body}}}
             if secured:
@@ -271,12 +301,14 @@ def _operations(engine: Engine) -> dict[str, _Operation]:
             _ok("one vector per input, in input order", tei_ok),
             embedding_errors,
             tei_request,
+            parameters=_EMBED_PARAMETERS,
         ),
         "openai_embeddings": _Operation(
             "Embed texts (OpenAI); base64 rows are little-endian float32",
             _ok("OpenAI list object", openai_ok),
             embedding_errors,
             openai_request,
+            parameters=_EMBED_PARAMETERS,
         ),
         "tokenize": _Operation(
             "Tokens per input: id, text, special flag, character offsets",

@@ -29,6 +29,7 @@ from server.errors import (
     ValidationError,
 )
 from server.metrics import Metrics
+from server.scheduler import Lane
 from server.settings import Settings
 
 MAX_CLIENT_TIMEOUT = 600.0
@@ -124,6 +125,24 @@ def deadline(request: Request, settings: Settings) -> float:
     return value
 
 
+PRIORITIES = {"interactive": Lane.INTERACTIVE, "bulk": Lane.BULK}
+PRIORITY_HEADER = "x-embed-priority"
+
+
+def priority(request: Request) -> Lane | None:
+    """The class the caller states: ``?priority=`` in the URL (where Elasticsearch's endpoint
+    ``url`` can carry it), else the ``X-Embed-Priority`` header; None leaves it to size."""
+    raw = request.query_params.get("priority") or request.headers.get(PRIORITY_HEADER)
+    if raw is None:
+        return None
+    lane = PRIORITIES.get(raw.strip().lower())
+    if lane is None:
+        raise ValidationError(
+            f"priority must be one of {', '.join(PRIORITIES)}, got {raw[:40]!r}", param="priority"
+        )
+    return lane
+
+
 async def disconnected(request: Request) -> None:
     """Resolves when the client goes away (the ASGI server sends ``http.disconnect``)."""
     while (await request.receive())["type"] != "http.disconnect":
@@ -134,6 +153,7 @@ async def _embed(request: Request, parse: Any) -> tuple[State, Engine, schemas.E
     state = _state(request)
     authorize(request, state)
     engine = _engine(state)
+    lane = priority(request)
     body = await read_body(request, state.settings)
     parsed: schemas.EmbedRequest = parse(body, _limits(engine))
     if state.settings.strict_model and parsed.model not in (None, engine.model_name):
@@ -145,6 +165,7 @@ async def _embed(request: Request, parse: Any) -> tuple[State, Engine, schemas.E
         parsed.options,
         timeout=deadline(request, state.settings),
         disconnected=lambda: disconnected(request),
+        lane=lane,
     )
     return state, engine, parsed, result
 

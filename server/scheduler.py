@@ -15,8 +15,11 @@ threads and calls every method here under its one lock; tests drive it directly.
 - Admission is bounded in requests and in queued tokens, of which bulk work may take all but
   :data:`INTERACTIVE_RESERVE`; a request whose deadline the work ahead of it would outlast (at
   the measured rate) is refused at once instead of timing out later.
-- A prepared bulk batch that finds interactive work waiting is put back (:meth:`Scheduler.
-  yields_to_interactive`), unless it was bulk's owed turn.
+- Workers ask for batches of the lanes they serve (:meth:`Scheduler.next_batch`). With a
+  dedicated interactive session, its worker takes only interactive batches and the other
+  workers only bulk ones, so a query never waits for a bulk batch. Where one worker serves
+  both lanes, a prepared bulk batch that finds interactive work waiting is put back
+  (:meth:`Scheduler.yields_to_interactive`) unless it was bulk's owed turn.
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ I64 = npt.NDArray[np.int64]
 class Lane(enum.IntEnum):
     INTERACTIVE = 0
     BULK = 1
+
+
+BOTH_LANES = frozenset(Lane)
 
 
 class ItemState(enum.Enum):
@@ -95,7 +101,8 @@ class Batch:
     items: list[Item]
     inputs: dict[str, I64] = field(default_factory=dict)
     owed: bool = False
-    """A bulk batch chosen while interactive work waited (bulk's turn); never put back."""
+    """Never put back: a bulk batch chosen while interactive work waited (bulk's turn), or
+    one for a worker that serves no interactive work."""
 
     @property
     def lengths(self) -> list[int]:
@@ -184,7 +191,10 @@ class Scheduler:
 
     # ---- admission --------------------------------------------------------------------
 
-    def lane_for(self, tokens: int) -> Lane:
+    def lane_for(self, tokens: int, stated: Lane | None = None) -> Lane:
+        """The lane the caller stated, else the one its size suggests."""
+        if stated is not None:
+            return stated
         return Lane.INTERACTIVE if tokens <= self.limits.interactive_max_tokens else Lane.BULK
 
     def check_admission(
@@ -256,12 +266,15 @@ class Scheduler:
 
     # ---- batch assembly ---------------------------------------------------------------
 
-    def next_batch(self) -> Batch | None:
-        """The next batch to run, or None when nothing is queued."""
-        lane = self._pick_lane()
+    def next_batch(self, lanes: frozenset[Lane] = BOTH_LANES) -> Batch | None:
+        """The next batch of ``lanes`` (those the asking worker serves), or None when
+        nothing of them is queued."""
+        lane = self._pick_lane(lanes)
         if lane is None:
             return None
-        owed = lane is Lane.BULK and self._lanes[Lane.INTERACTIVE].count > 0
+        owed = lane is Lane.BULK and (
+            Lane.INTERACTIVE not in lanes or self._lanes[Lane.INTERACTIVE].count > 0
+        )
         return Batch(lane, self._window(self._lanes[lane]), owed=owed)
 
     def yields_to_interactive(self, batch: Batch) -> bool:
@@ -274,8 +287,11 @@ class Scheduler:
         for item in items:
             queue.push(item)
 
-    def _pick_lane(self) -> Lane | None:
-        interactive, bulk = (self._lanes[lane].count > 0 for lane in Lane)
+    def _pick_lane(self, lanes: frozenset[Lane]) -> Lane | None:
+        interactive, bulk = (lane in lanes and self._lanes[lane].count > 0 for lane in Lane)
+        if lanes != BOTH_LANES:
+            # A dedicated worker: no turns to keep.
+            return Lane.INTERACTIVE if interactive else Lane.BULK if bulk else None
         if interactive and (not bulk or self._since_bulk < self.limits.bulk_share - 1):
             self._since_bulk += 1
             return Lane.INTERACTIVE

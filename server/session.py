@@ -39,6 +39,9 @@ class SessionConfig:
     intra_op_threads: int
     inter_op_threads: int
     trt_cache_dir: Path
+    spin: bool = True
+    """Whether ORT's threads spin between operators (fast for back-to-back batches; an idle
+    interactive session must not burn the cores the bulk session is using)."""
 
 
 def choose_variant(manifest: Manifest, requested: str, on_gpu: bool) -> Variant:
@@ -59,7 +62,7 @@ def choose_variant(manifest: Manifest, requested: str, on_gpu: bool) -> Variant:
     raise SessionLoadError(f"no variant usable on {'GPU' if on_gpu else 'CPU'} in {sorted(variants)}")
 
 
-def session_options(intra_op_threads: int, inter_op_threads: int) -> ort.SessionOptions:
+def session_options(intra_op_threads: int, inter_op_threads: int, spin: bool = True) -> ort.SessionOptions:
     """The ONNX Runtime options every session runs with: all graph optimisations, sequential
     execution, ``intra_op_threads`` threads inside an operator (0: ORT's default, one per
     physical core) and ``inter_op_threads`` across operators; warnings and below not logged.
@@ -73,6 +76,9 @@ def session_options(intra_op_threads: int, inter_op_threads: int) -> ort.Session
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = inter_op_threads
     options.log_severity_level = 3
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     return options
 
 
@@ -91,7 +97,7 @@ class OrtSession:
         self.variant = variant
         if plan.primary == providers.TENSORRT:
             config.trt_cache_dir.mkdir(parents=True, exist_ok=True)
-        options = session_options(config.intra_op_threads, config.inter_op_threads)
+        options = session_options(config.intra_op_threads, config.inter_op_threads, config.spin)
         path = directory / variant.file
         try:
             self._session = ort.InferenceSession(str(path), sess_options=options, providers=plan.providers)

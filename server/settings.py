@@ -68,6 +68,21 @@ class Settings:
             "ONNX Runtime sessions, each owned by one worker thread (more than 1 helps only on many cores)"
         ),
     )
+    interactive_sessions: int = field(
+        default=1,
+        metadata=_doc(
+            "extra ONNX Runtime sessions that run only interactive requests, beside the bulk ones, "
+            "so a query never waits for a bulk batch (costs one more copy of the weights); 0 = "
+            "both classes share the sessions and a query waits for the running batch"
+        ),
+    )
+    bulk_nice: int = field(
+        default=10,
+        metadata=_doc(
+            "how much lower the OS priority (nice) of the threads running bulk batches is, when "
+            "interactive sessions exist: a query's threads get the cores first (0-19)"
+        ),
+    )
     max_batch_tokens: int = field(
         default=0,
         metadata=_doc(
@@ -199,6 +214,10 @@ class Settings:
             raise SettingsError("--max-batch-tokens must be 0 (automatic) or positive")
         if self.intra_op_threads < 0:
             raise SettingsError("--intra-op-threads must be 0 (automatic) or positive")
+        if self.interactive_sessions < 0:
+            raise SettingsError("--interactive-sessions must be 0 (none) or positive")
+        if not 0 <= self.bulk_nice <= 19:
+            raise SettingsError(f"--bulk-nice must be between 0 and 19, got {self.bulk_nice}")
         if self.header_timeout <= 0 or self.body_timeout <= 0:
             raise SettingsError("--header-timeout and --body-timeout must be positive seconds")
         if self.request_timeout <= 0 or self.drain_timeout < 0 or self.drain_delay < 0:

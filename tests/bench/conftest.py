@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from bench import callers
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -52,6 +54,32 @@ def _phase(name: str, profile: str, **changes: Any) -> dict[str, Any]:
     }
     phase.update(changes)
     return phase
+
+
+def _callers() -> dict[str, Any]:
+    """The callers' section as bench.callers.profiles returns it, on made-up phases."""
+    idle = _phase("query alone", "query", mode="open", target_rate=callers.QUERY_RATE)
+    shapes = [*callers.ES_PIPELINE, callers.SEMANTIC_TEXT, callers.CLIENT_BULK]
+    alone = [idle, *(_phase(s.name, "ingest", concurrency=s.concurrency) for s in shapes)]
+    mixed = [
+        {
+            "shape": s.name,
+            "query_under_ingest": _phase(
+                f"query under {s.name}", "mixed", mode="open", latency=_latency(15.0)
+            ),
+            "ingest_with_queries": _phase(f"{s.name} with queries", "mixed", texts_per_s=81.0),
+            "ingest_alone_texts_per_s": 90.0,
+        }
+        for s in callers.MIXED
+    ]
+    ratios = callers.ratios(idle, {p["name"]: p for p in alone}, mixed)
+    return {
+        "query_rate": callers.QUERY_RATE,
+        "seconds": 20.0,
+        "alone": alone,
+        "mixed": mixed,
+        "ratios": ratios,
+    }
 
 
 @pytest.fixture
@@ -140,14 +168,7 @@ def make_results() -> Callable[..., dict[str, Any]]:
                     _phase("query c=1", "query", concurrency=1),
                     _phase("query open 50%", "query", mode="open", target_rate=20.0),
                 ],
-                "mixed": {
-                    "query_rate": 10.0,
-                    "query_alone": _phase("query alone", "mixed", mode="open", target_rate=10.0),
-                    "query_under_ingest": _phase(
-                        "query under ingest", "mixed", mode="open", target_rate=10.0
-                    ),
-                    "ingest": _phase("ingest during queries", "mixed"),
-                },
+                "callers": _callers(),
             },
             "targets": [
                 {

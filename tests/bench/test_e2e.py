@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import callers
 from bench.__main__ import execute, main
 from bench.corpus import from_stdlib
 from bench.progress import Progress
@@ -30,11 +31,12 @@ TINY = PRESETS["quick"].__class__(
     sweep_passages=8,
     peers=("ort",),
     per_request=4,
+    callers_s=0.5,
 )
 # The open-loop phases send at rate max(0.5 x measured capacity, 0.5/s) ("query open 50%",
-# seed + 0) and max(0.2 x capacity, 1/s) (mixed, seed + 100). A Poisson schedule's first
-# arrival comes sooner the higher the rate, so with this seed each phase sends at least one
-# query within TINY.phase_s at its floor rate, whatever capacity this machine measures.
+# seed + 0). A Poisson schedule's first arrival comes sooner the higher the rate, so with this
+# seed it sends at least one query within TINY.phase_s at its floor rate, whatever capacity
+# this machine measures. The callers' open loops always send at least one request.
 SEED = 139
 
 
@@ -44,7 +46,7 @@ def test_tiny_run_writes_sane_results(bench_model_dir: Path, minilm_checkpoint: 
     lines = [{"text": t} for t in corpus.passages] + [{"text": q, "kind": "query"} for q in corpus.queries]
     path = tmp_path / "corpus.jsonl"
     path.write_text("\n".join(json.dumps(line) for line in lines))
-    assert poisson_arrivals(0.5, TINY.phase_s, SEED) and poisson_arrivals(1.0, TINY.phase_s, SEED + 100)
+    assert poisson_arrivals(0.5, TINY.phase_s, SEED)
     settings = BenchSettings(
         seed=SEED,
         model=bench_model_dir,
@@ -80,11 +82,20 @@ def test_tiny_run_writes_sane_results(bench_model_dir: Path, minilm_checkpoint: 
         assert phase["latency"]["p50_ms"] <= phase["latency"]["p99_ms"] <= phase["latency"]["max_ms"]
         assert phase["server_ms"]["count"] == phase["ok"]
     assert phases["ingest c=2"]["server_batches"]["batches"] >= 1
-    mixed = results["http"]["mixed"]
-    assert mixed["query_under_ingest"]["ok"] > 0 and mixed["ingest"]["ok"] > 0
+    c = results["http"]["callers"]
+    assert [p["name"] for p in c["alone"]][:4] == ["query alone", *(s.name for s in callers.ES_PIPELINE)]
+    for phase in c["alone"]:
+        assert phase["ok"] == phase["requests"] > 0, phase["name"]
+    assert [m["shape"] for m in c["mixed"]] == [s.name for s in callers.MIXED]
+    for m in c["mixed"]:
+        assert m["query_under_ingest"]["ok"] == m["query_under_ingest"]["requests"] > 0
+        assert m["ingest_with_queries"]["ok"] > 0
+    assert set(c["ratios"]["isolation"]) == {s.name for s in callers.MIXED}
+    assert all(r > 0 for r in c["ratios"]["one_chunk_over_twenty"].values())
     names = [t["name"] for t in results["targets"]]
     assert "server fp32 at saturation / its bare engine loop (median of per-round ratios)" in names
     assert "## Server over HTTP (fp32)" in (tmp_path / "summary.md").read_text()
+    assert "## Callers" in (tmp_path / "summary.md").read_text()
 
 
 def test_unusable_model_dir_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
