@@ -23,7 +23,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from bench.client import Endpoint, Pool
 from bench.loadgen import (
@@ -97,18 +97,20 @@ def profiles(
     def closed(target: Target, reqs: list[Request], c: int) -> Body:
         return lambda pool: closed_loop(pool, target, reqs, c, seconds)
 
-    def phase(name: str, profile: str, body: Body, **kw: Any) -> Json:
-        mode = "open" if "rate" in kw else "closed"
-        result: Json = run(run_phase(endpoint, name, profile, mode, body, log, **kw))
+    def opened(target: Target, reqs: list[Request], arrivals: list[float]) -> Body:
+        return lambda pool: open_loop(pool, target, reqs, arrivals)
+
+    def phase(
+        name: str, profile: str, body: Body, *, concurrency: int = 0, rate: float | None = None
+    ) -> Json:
+        mode: Literal["closed", "open"] = "closed" if rate is None else "open"
+        result: Json = run(
+            run_phase(endpoint, name, profile, mode, body, log, concurrency=concurrency, rate=rate)
+        )
         out["alone"].append(result)
         return result
 
-    idle = phase(
-        "query alone",
-        "query",
-        lambda pool: open_loop(pool, query_target, query_reqs, arrivals),
-        rate=QUERY_RATE,
-    )
+    idle = phase("query alone", "query", opened(query_target, query_reqs, arrivals), rate=QUERY_RATE)
     capacity = 0.0
     for shape in [*ES_PIPELINE, SEMANTIC_TEXT, CLIENT_BULK]:
         target, reqs = ingest_reqs(shape)
@@ -121,11 +123,11 @@ def profiles(
     for label, rate in (("ES default rate_limit", ES_DEFAULT_RATE), ("80% of capacity", 0.8 * capacity)):
         if rate <= 0:
             continue
-        es_arrivals = _arrivals(rate, seconds, seed + 300)
+        schedule = _arrivals(rate, seconds, seed + 300)
         phase(
             f"es-pipeline open {rate:.0f}/s ({label})",
             "ingest-open",
-            lambda pool, t=target, r=reqs, a=es_arrivals: open_loop(pool, t, r, a),
+            opened(target, reqs, schedule),
             rate=rate,
         )
     alone = {p["name"]: p for p in out["alone"]}

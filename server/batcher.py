@@ -218,7 +218,9 @@ class Batcher:
         self._threads: list[threading.Thread] = []
         for group in self._groups:
             self._threads.append(
-                threading.Thread(target=self._assemble_loop, args=(group,), name=f"assembler-{group.name}", daemon=True)
+                threading.Thread(
+                    target=self._assemble_loop, args=(group,), name=f"assembler-{group.name}", daemon=True
+                )
             )
             self._threads += [
                 threading.Thread(

@@ -109,9 +109,10 @@ class Settings:
         ),
     )
     interactive_max_tokens: int = field(
-        default=512,
+        default=128,
         metadata=_doc(
-            "requests with at most this many tokens in all are interactive and go before bulk work"
+            "requests that state no priority (?priority= or X-Embed-Priority) are interactive when they "
+            "have at most this many tokens in all (a query), else bulk"
         ),
     )
     bulk_share: int = field(

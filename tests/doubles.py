@@ -39,19 +39,24 @@ class ScriptedSession:
         return out
 
 
-def scripted_loader(made: list[ScriptedSession]) -> Callable[[Settings, Metrics], Engine]:
-    """An engine loader with the real manifest and tokenizer but a ScriptedSession model."""
+def scripted_loader(
+    made: list[ScriptedSession], interactive: int = 0
+) -> Callable[[Settings, Metrics], Engine]:
+    """An engine loader with the real manifest and tokenizer but ScriptedSession models: the
+    bulk (or, without ``interactive`` ones, shared) session first in ``made``, then those."""
 
     def load_engine(settings: Settings, metrics: Metrics) -> Engine:
         manifest = load(settings.model)
         session = ScriptedSession(manifest.inputs, manifest.dims)
-        made.append(session)
+        dedicated = [ScriptedSession(manifest.inputs, manifest.dims) for _ in range(interactive)]
+        made.extend([session, *dedicated])
         return Engine(
             settings,
             manifest,
             Tokenizer(settings.model, manifest.max_length),
             [session],
             metrics,
+            interactive=dedicated,
             variant="fp32",
             provider="CPUExecutionProvider",
             max_batch_tokens=settings.batch_tokens(on_gpu=False),

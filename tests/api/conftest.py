@@ -2,7 +2,8 @@
 
 ``make_client`` builds an app on the exported MiniLM test model; with ``fake=True`` its
 engine runs a scripted session instead of ONNX Runtime, so queueing, deadlines and
-failures can be produced on demand.
+failures can be produced on demand (one session for both classes unless the test sets
+``interactive_sessions``; the session returned is the bulk one).
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ async def make_client(minilm_model_dir: Path) -> AsyncIterator[ClientFactory]:
             values: dict[str, Any] = {"model": minilm_model_dir, "variant": "fp32", "warmup": False}
             settings = Settings(**{**values, **overrides})
             scripted: list[ScriptedSession] = []
-            app = create_app(settings, scripted_loader(scripted)) if fake else create_app(settings)
+            loader = scripted_loader(
+                scripted, settings.interactive_sessions if "interactive_sessions" in overrides else 0
+            )
+            app = create_app(settings, loader) if fake else create_app(settings)
             await stack.enter_async_context(app.router.lifespan_context(app))
             client = await stack.enter_async_context(
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from typing import Any
 
 import numpy as np
 import pytest
@@ -245,6 +246,37 @@ async def test_a_request_whose_texts_have_started_is_finished_past_its_deadline(
     session.gate.set()
     r = await started
     assert r.status_code == 200 and len(r.json()) == 2
+
+
+@pytest.mark.parametrize("how", ["query", "header"])
+async def test_stated_priority_picks_the_class_whatever_the_size(make_client, how: str) -> None:
+    client, bulk = await make_client(fake=True, interactive_sessions=1)
+
+    def stated(lane: str) -> dict[str, Any]:
+        return {"params": {"priority": lane}} if how == "query" else {"headers": {"x-embed-priority": lane}}
+
+    bulk.gate.clear()
+    long_text = "word " * 400  # bulk by size (over interactive_max_tokens)
+    held = asyncio.ensure_future(client.post("/embed", json={"inputs": long_text}))
+    await asyncio.to_thread(bulk.entered.wait, 5)
+    short_bulk = asyncio.ensure_future(client.post("/embed", json={"inputs": "short"}, **stated("bulk")))
+    # A long text stated interactive runs on the interactive session while bulk is held.
+    r = await client.post("/v1/embeddings", json={"input": long_text}, **stated("interactive"))
+    assert r.status_code == 200
+    assert (await client.post("/embed", json={"inputs": "a query"})).status_code == 200
+    assert not held.done() and not short_bulk.done()  # the short one stated bulk waits for bulk
+    bulk.gate.set()
+    assert (await held).status_code == 200 and (await short_bulk).status_code == 200
+
+
+async def test_an_unknown_priority_is_422(make_client) -> None:
+    client, _ = await make_client(fake=True)
+    r = await client.post("/embed?priority=urgent", json={"inputs": "x"})
+    assert r.status_code == 422 and "priority" in r.json()["error"]
+    o = await client.post("/v1/embeddings", json={"input": "x"}, headers={"x-embed-priority": "now"})
+    assert o.status_code == 422 and o.json()["error"]["param"] == "priority"
+    ok = await client.post("/embed?priority=BULK", json={"inputs": "x"}, headers={"x-embed-priority": "nope"})
+    assert ok.status_code == 200  # the URL's parameter wins over the header
 
 
 async def test_inference_failure_is_500_and_server_keeps_serving(make_client) -> None:

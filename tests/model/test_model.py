@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -70,3 +71,38 @@ async def test_int8_variant_is_close_to_reference(make_client, reference: np.nda
     assert info["variant"] == "int8"
     got = np.array((await client.post("/embed", json={"inputs": TEXTS})).json(), dtype=np.float32)
     assert (got * reference).sum(axis=1).mean() >= 0.98
+
+
+def _nice_by_thread() -> dict[int, int]:
+    """Nice value of each thread of this process (Linux /proc), by thread id."""
+    out = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        out[int(task.name)] = int(fields[16])
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_bulk_batches_run_on_threads_at_lower_priority_and_queries_do_not(minilm_model_dir: Path) -> None:
+    from server.loader import load_engine
+    from server.metrics import Metrics
+    from server.settings import Settings
+
+    base = _nice_by_thread()[threading.get_native_id()]
+    assert base <= 14, "this test needs room to lower the priority by 5"
+    before = set(_nice_by_thread())
+    settings = Settings(model=minilm_model_dir, variant="fp32", intra_op_threads=2, bulk_nice=5, warmup=False)
+    engine = load_engine(settings, Metrics.create())
+    try:
+        assert engine.info()["interactive_sessions"] == 1
+        new = {tid: nice for tid, nice in _nice_by_thread().items() if tid not in before}
+        lowered = [tid for tid, nice in new.items() if nice == base + 5]
+        # The bulk worker and the intra-op thread ORT started for the bulk session; the
+        # interactive session's thread, the other worker and the assemblers keep ours.
+        assert len(lowered) == 2, new
+        assert sum(1 for nice in new.values() if nice <= base) >= 4, new
+    finally:
+        engine.close()

@@ -298,3 +298,63 @@ async def test_requests_finish_roughly_in_arrival_order(make_batcher, session, m
     # Without the horizon every batch takes one length from all requests, and they finish
     # together near the end; with it, early requests finish early.
     assert with_horizon < without, (with_horizon, without)
+
+
+# ---- a dedicated interactive session -------------------------------------------------------
+
+
+async def test_a_query_runs_on_its_own_session_while_a_bulk_batch_holds_the_other() -> None:
+    bulk, dedicated = FakeSession(), FakeSession()
+    lowered: list[tuple[str, int]] = []
+
+    def lower(nice: int) -> None:
+        lowered.append((threading.current_thread().name, nice))
+
+    batcher = Batcher(
+        [bulk], limits(), pad_id=0, dims=DIMS, interactive=[dedicated], bulk_nice=7, lower_priority=lower
+    )
+    try:
+        assert batcher.dedicated_interactive
+        loop = asyncio.get_running_loop()
+        bulk.gate.clear()
+        held = batcher.submit(texts(30), loop)  # over interactive_max_tokens: bulk
+        await asyncio.to_thread(bulk.entered.wait, HANG_GUARD_S)
+        queued_bulk = batcher.submit(texts(20, first=50), loop)
+        query = batcher.submit(texts(3, first=70), loop)
+        out = await asyncio.wait_for(query.future, HANG_GUARD_S)
+        assert out[0, 0] == 70 and dedicated.batches == [[3]]
+        assert not held.future.done() and not queued_bulk.future.done()
+        bulk.gate.set()
+        await asyncio.gather(held.future, queued_bulk.future)
+        assert [len(b) for b in bulk.batches] == [1, 1] and dedicated.batches == [[3]]
+        assert lowered == [("worker-bulk-0", 7)]  # the bulk worker only, before its first batch
+    finally:
+        bulk.gate.set()
+        batcher.close(timeout=5)
+
+
+async def test_a_stated_lane_overrides_the_size() -> None:
+    bulk, dedicated = FakeSession(), FakeSession()
+    batcher = Batcher(
+        [bulk], limits(), pad_id=0, dims=DIMS, interactive=[dedicated], lower_priority=lambda n: None
+    )
+    try:
+        loop = asyncio.get_running_loop()
+        long_query = batcher.submit(texts(40, first=10), loop, lane=Lane.INTERACTIVE)
+        short_bulk = batcher.submit(texts(2, first=20), loop, lane=Lane.BULK)
+        await asyncio.wait_for(asyncio.gather(long_query.future, short_bulk.future), HANG_GUARD_S)
+        assert dedicated.firsts == [[10]] and bulk.firsts == [[20]]
+        assert (long_query.lane, short_bulk.lane) == (Lane.INTERACTIVE, Lane.BULK)
+    finally:
+        batcher.close(timeout=5)
+
+
+async def test_without_a_dedicated_session_no_thread_is_reniced(session: FakeSession) -> None:
+    lowered: list[int] = []
+    batcher = Batcher([session], limits(), pad_id=0, dims=DIMS, bulk_nice=10, lower_priority=lowered.append)
+    try:
+        job = batcher.submit(texts(30, 2), asyncio.get_running_loop())
+        await asyncio.wait_for(job.future, HANG_GUARD_S)
+        assert not batcher.dedicated_interactive and lowered == []
+    finally:
+        batcher.close(timeout=5)
