@@ -12,15 +12,22 @@
 - **RAG queries**: one short query per request with ``X-Embed-Priority: interactive``, open
   loop at :data:`QUERY_RATE` per second: alone, then during each ingest shape.
 
+- **burst**: many 20-text requests at once with a short deadline, each retried after
+  Retry-After: the goodput (texts over the time to the last answer) against the steady rate
+  shows whether admitted work is ever thrown away and redone.
+
 From these come the issue's ratios (:func:`ratios`): the query p99 under saturating
 ES-pipeline ingest over the idle query p99, ingest texts/s with the queries over ingest
-alone, and texts/s of one-chunk requests over 20-chunk requests of the same texts.
+alone, texts/s of one-chunk requests over 20-chunk requests of the same texts, and the
+burst's goodput over the steady rate.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -147,6 +154,15 @@ def profiles(
             }
         )
     out["ratios"] = ratios(idle, alone, out["mixed"])
+    steady = alone[SEMANTIC_TEXT.name]["texts_per_s"]
+    out["burst"] = run(_burst(SEMANTIC_TEXT.target(auth), passages, steady, max(2.0, seconds / 5), endpoint))
+    out["ratios"]["burst_goodput_over_steady"] = _ratio(out["burst"]["goodput_texts_per_s"], steady)
+    log(
+        f"burst: {out['burst']['requests']} x {SEMANTIC_TEXT.per_request} texts at once, deadline "
+        f"{out['burst']['request_timeout_s']:.0f}s: done in {out['burst']['wall_s']:.1f}s, "
+        f"{out['burst']['attempts']} attempts {out['burst']['statuses']}, goodput "
+        f"{out['burst']['goodput_texts_per_s']:.1f} texts/s (steady {steady:.1f})"
+    )
     return out
 
 
@@ -182,6 +198,45 @@ async def _together(
         f"{shape.name} with queries", "mixed", "closed", ingest_records, concurrency=shape.concurrency
     )
     return under, ingest
+
+
+async def _burst(
+    target: Target, passages: Sequence[str], steady: float, timeout: float, endpoint: Endpoint
+) -> Json:
+    """A burst of 20-text requests sent at once, holding about four deadlines' worth of work
+    at the steady rate, each retried after Retry-After until answered (as Elasticsearch and
+    ``embedclient`` do). Goodput: texts over the time until the last answer."""
+    per = SEMANTIC_TEXT.per_request
+    n = max(6, math.ceil(4 * timeout * steady / per))
+    bodies = [target.body([passages[(i * per + j) % len(passages)] for j in range(per)]) for i in range(n)]
+    headers = {**target.headers, "x-request-timeout": f"{timeout:g}"}
+    pool = Pool(endpoint, limit=n)
+    statuses: Counter[str] = Counter()
+
+    async def client(body: bytes) -> None:
+        while True:
+            reply = await pool.request("POST", target.path, body, headers)
+            statuses[str(reply.status)] += 1
+            if reply.status == 200:
+                return
+            if reply.status not in (429, 503):
+                raise RuntimeError(f"the burst got {reply.status}: {reply.body[:200]!r}")
+            await asyncio.sleep(float(reply.headers.get("retry-after", "1")))
+
+    start = time.perf_counter()
+    try:
+        await asyncio.gather(*(client(b) for b in bodies))
+    finally:
+        await pool.close()
+    wall = time.perf_counter() - start
+    return {
+        "requests": n,
+        "request_timeout_s": timeout,
+        "wall_s": wall,
+        "attempts": sum(statuses.values()),
+        "statuses": dict(sorted(statuses.items())),
+        "goodput_texts_per_s": n * per / wall,
+    }
 
 
 def ratios(idle: Json, alone: dict[str, Json], mixed: Sequence[Json]) -> Json:

@@ -215,6 +215,20 @@ def _callers(r: dict[str, Any]) -> list[str]:
             ]
         )
     tiny = [[name, _num(v, 2)] for name, v in figures["one_chunk_over_twenty"].items()]
+    burst = c.get("burst")
+    burst_lines = (
+        [
+            f"Burst: {burst['requests']} requests of 20 texts at once with `x-request-timeout: "
+            f"{burst['request_timeout_s']:g}`, each retried after Retry-After: all answered in "
+            f"{_num(burst['wall_s'], 1)} s after {burst['attempts']} attempts "
+            f"({', '.join(f'{k}: {v}' for k, v in burst['statuses'].items())}); goodput "
+            f"{_num(burst['goodput_texts_per_s'], 1)} texts/s, "
+            f"{_num(figures.get('burst_goodput_over_steady'), 2)} of the steady semantic_text rate.",
+            "",
+        ]
+        if burst
+        else []
+    )
     return [
         f"## Callers ({c['seconds']:.0f} s per phase)",
         "",
@@ -241,6 +255,7 @@ def _callers(r: dict[str, Any]) -> list[str]:
         "Texts/s of one-chunk requests over 20-chunk requests of the same texts:",
         "",
         *_table(["one-chunk shape", "ratio"], tiny),
+        *burst_lines,
     ]
 
 

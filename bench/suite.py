@@ -790,6 +790,11 @@ def targets(variants: Sequence[str], bare: dict[str, BareLoop], throughput: Json
             figures["one_chunk_over_twenty"].get(shape),
             0.85,
         )
+        add(
+            "goodput of a burst of 20-text requests / steady rate",
+            figures.get("burst_goodput_over_steady"),
+            0.9,
+        )
     for phase in http.get("phases", []):
         if phase["name"] == "query c=1":
             out.append(

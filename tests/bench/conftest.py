@@ -73,12 +73,22 @@ def _callers() -> dict[str, Any]:
         for s in callers.MIXED
     ]
     ratios = callers.ratios(idle, {p["name"]: p for p in alone}, mixed)
+    ratios["burst_goodput_over_steady"] = 0.95
+    burst = {
+        "requests": 8,
+        "request_timeout_s": 4.0,
+        "wall_s": 2.0,
+        "attempts": 11,
+        "statuses": {"200": 8, "503": 3},
+        "goodput_texts_per_s": 80.0,
+    }
     return {
         "query_rate": callers.QUERY_RATE,
         "seconds": 20.0,
         "alone": alone,
         "mixed": mixed,
         "ratios": ratios,
+        "burst": burst,
     }
 
 

@@ -17,6 +17,7 @@ def test_summary_has_every_section(make_results: Results) -> None:
         "## Throughput",
         "## Roofline",
         "## Server over HTTP",
+        "## Callers (20 s per phase)",
         "## Plots",
         "## Notes",
     ):
@@ -25,6 +26,8 @@ def test_summary_has_every_section(make_results: Results) -> None:
     assert "5.0 / 20.0" in text
     assert "429: 1" in text
     assert "![peers](peers.png)" in text
+    assert "| es-pipeline c=32 | 15.0 / 45.0 | 1.50 |" in text  # query p50 / p99 under it, p99 / idle
+    assert "all answered in 2.0 s after 11 attempts (200: 8, 503: 3)" in text
 
 
 def test_summary_leaves_out_what_was_not_measured(make_results: Results) -> None:
