@@ -138,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = from_sources(argv)
         settings.resolved_api_key  # noqa: B018 - fail early on an unreadable key file
+        settings.resolved_bulk_api_key  # noqa: B018
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -214,6 +214,7 @@ def create_app(
         engine=engine,
         openapi=openapi(ROUTES, engine, secured=bool(api_key)),
         api_key=api_key,
+        bulk_api_key=settings.resolved_bulk_api_key.encode(),
     )
 
     @asynccontextmanager

@@ -85,7 +85,8 @@ _EMBED_PARAMETERS: tuple[Schema, ...] = (
         "required": False,
         "description": "the request's class: `interactive` (latency-critical queries, run on their "
         "own session ahead of bulk work) or `bulk` (ingest); without it or the header, requests "
-        "of at most `interactive_max_tokens` tokens (see /info) are interactive",
+        "made with the bulk API key are bulk, and others of at most `interactive_max_tokens` "
+        "tokens (see /info) interactive",
         "schema": _PRIORITY,
     },
     {

@@ -46,6 +46,7 @@ class State:
     engine: Engine
     openapi: dict[str, Any]
     api_key: bytes = b""
+    bulk_api_key: bytes = b""
     ready: bool = False
     draining: bool = False
 
@@ -63,15 +64,19 @@ def _engine(state: State) -> Engine:
     return state.engine
 
 
-def authorize(request: Request, state: State) -> None:
-    """Constant-time check of ``Authorization: Bearer KEY`` when a key is configured."""
+def authorize(request: Request, state: State) -> Lane | None:
+    """Constant-time check of ``Authorization: Bearer KEY`` when a key is configured; returns
+    the class the key stands for (the bulk key's bulk), None for the main key or no auth."""
     if not state.api_key:
-        return
+        return None
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     given = token.strip().encode() if scheme.lower() == "bearer" else b""
-    if not hmac.compare_digest(given, state.api_key):
+    main = hmac.compare_digest(given, state.api_key)
+    bulk = bool(state.bulk_api_key) and hmac.compare_digest(given, state.bulk_api_key)
+    if not (main or bulk):
         raise Unauthorized("missing or wrong API key; send `Authorization: Bearer <key>`")
+    return Lane.BULK if bulk else None
 
 
 def is_json(content_type: str) -> bool:
@@ -129,12 +134,13 @@ PRIORITIES = {"interactive": Lane.INTERACTIVE, "bulk": Lane.BULK}
 PRIORITY_HEADER = "x-embed-priority"
 
 
-def priority(request: Request) -> Lane | None:
+def priority(request: Request, key_default: Lane | None = None) -> Lane | None:
     """The class the caller states: ``?priority=`` in the URL (where Elasticsearch's endpoint
-    ``url`` can carry it), else the ``X-Embed-Priority`` header; None leaves it to size."""
+    ``url`` can carry it), else the ``X-Embed-Priority`` header, else its key's class; None
+    leaves it to size."""
     raw = request.query_params.get("priority") or request.headers.get(PRIORITY_HEADER)
     if raw is None:
-        return None
+        return key_default
     lane = PRIORITIES.get(raw.strip().lower())
     if lane is None:
         raise ValidationError(
@@ -151,9 +157,9 @@ async def disconnected(request: Request) -> None:
 
 async def _embed(request: Request, parse: Any) -> tuple[State, Engine, schemas.EmbedRequest, Embedded]:
     state = _state(request)
-    authorize(request, state)
+    key_default = authorize(request, state)
     engine = _engine(state)
-    lane = priority(request)
+    lane = priority(request, key_default)
     body = await read_body(request, state.settings)
     parsed: schemas.EmbedRequest = parse(body, _limits(engine))
     if state.settings.strict_model and parsed.model not in (None, engine.model_name):

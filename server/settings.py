@@ -134,6 +134,13 @@ class Settings:
         default=None,
         metadata=_doc("file whose first line is the API key; preferred over --api-key, which `ps` shows"),
     )
+    bulk_api_key_file: Path | None = field(
+        default=None,
+        metadata=_doc(
+            "file whose first line is a second API key, whose requests are bulk unless they state "
+            "otherwise (give it to Elasticsearch's inference endpoints); needs the main key too"
+        ),
+    )
     public_metrics: bool = field(
         default=False,
         metadata=_doc("serve /metrics without the API key (by default it needs the key when one is set)"),
@@ -236,20 +243,23 @@ class Settings:
         """
         if self.api_key or self.api_key_file is None:
             return self.api_key
-        where = f"--api-key-file {self.api_key_file}"
-        try:
-            lines = self.api_key_file.read_text(encoding="utf-8-sig").splitlines()
-        except OSError as exc:
-            raise SettingsError(f"{where} cannot be read: {exc.strerror}") from exc
-        except UnicodeDecodeError as exc:
-            raise SettingsError(f"{where} cannot be read: it is not UTF-8 text") from exc
-        key = lines[0].strip() if lines else ""
-        if not key:
+        return _read_key(self.api_key_file, "--api-key-file")
+
+    @property
+    def resolved_bulk_api_key(self) -> str:
+        """The first line of ``bulk_api_key_file``, or empty; a SettingsError without a main
+        key or when it equals the main key."""
+        if self.bulk_api_key_file is None:
+            return ""
+        key = _read_key(self.bulk_api_key_file, "--bulk-api-key-file")
+        main = self.resolved_api_key
+        if not main:
             raise SettingsError(
-                f"{where}: the first line is blank; write the key there "
-                "(leave both --api-key and --api-key-file unset to run without authentication)"
+                "--bulk-api-key-file needs the main key too (--api-key-file or EMBED_API_KEY)"
             )
-        return _check_key(key, where)
+        if key == main:
+            raise SettingsError("--bulk-api-key-file holds the main API key; give it a key of its own")
+        return key
 
     def threads_per_session(self, cpu_count: int) -> int:
         """Intra-op threads for each session: the setting, or the cores split across sessions."""
@@ -266,6 +276,24 @@ class Settings:
 
 def _flag(name: str) -> str:
     return name.replace("_", "-")
+
+
+def _read_key(path: Path, flag: str) -> str:
+    """The checked key on the first line of ``path``; a blank first line is an error."""
+    where = f"{flag} {path}"
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as exc:
+        raise SettingsError(f"{where} cannot be read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{where} cannot be read: it is not UTF-8 text") from exc
+    key = lines[0].strip() if lines else ""
+    if not key:
+        raise SettingsError(
+            f"{where}: the first line is blank; write the key there "
+            "(leave both --api-key and --api-key-file unset to run without authentication)"
+        )
+    return _check_key(key, where)
 
 
 def _check_key(key: str, where: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -136,3 +137,46 @@ async def test_wrong_method_on_openai_route_uses_its_envelope(make_client) -> No
     assert set(r.json()["error"]) == {"message", "type", "param", "code"}
     missing = await client.get("/v1/models")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "notfound"
+
+
+async def test_the_bulk_key_authenticates_and_makes_requests_bulk_by_default(
+    make_client, tmp_path: Path
+) -> None:
+    bulk_key = tmp_path / "bulk.key"
+    bulk_key.write_text("bulk-k3y\n")
+    client, bulk = await make_client(
+        fake=True, api_key=KEY, bulk_api_key_file=bulk_key, interactive_sessions=1
+    )
+    as_bulk = {"authorization": "Bearer bulk-k3y"}
+    bulk.gate.clear()
+    held = asyncio.ensure_future(
+        client.post("/embed", json={"inputs": "short, but bulk by key"}, headers=as_bulk)
+    )
+    await asyncio.to_thread(bulk.entered.wait, 5)
+    # The main key's short request is a query: it runs on the interactive session meanwhile;
+    # the bulk key stating interactive is honoured too.
+    query = await client.post(
+        "/embed", json={"inputs": "a query"}, headers={"authorization": f"Bearer {KEY}"}
+    )
+    stated = await client.post("/embed?priority=interactive", json={"inputs": "q"}, headers=as_bulk)
+    assert query.status_code == 200 and stated.status_code == 200 and not held.done()
+    bulk.gate.set()
+    assert (await held).status_code == 200
+    assert (await client.get("/info", headers=as_bulk)).status_code == 200
+    assert (
+        await client.post("/embed", json={"inputs": "x"}, headers={"authorization": "Bearer bulk"})
+    ).status_code == 401
+
+
+def test_a_bulk_key_needs_a_main_key_of_its_own(tmp_path: Path) -> None:
+    from server.settings import Settings, SettingsError
+
+    key = tmp_path / "bulk.key"
+    key.write_text(f"{KEY}\n")
+    with pytest.raises(SettingsError, match="needs the main key"):
+        _ = Settings(bulk_api_key_file=key).resolved_bulk_api_key
+    with pytest.raises(SettingsError, match="a key of its own"):
+        _ = Settings(api_key=KEY, bulk_api_key_file=key).resolved_bulk_api_key
+    key.write_text("\n")
+    with pytest.raises(SettingsError, match="first line is blank"):
+        _ = Settings(api_key=KEY, bulk_api_key_file=key).resolved_bulk_api_key
