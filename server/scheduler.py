@@ -103,6 +103,9 @@ class Batch:
     owed: bool = False
     """Never put back: a bulk batch chosen while interactive work waited (bulk's turn), or
     one for a worker that serves no interactive work."""
+    turns_before: int = 0
+    """Interactive batches since bulk's last turn, before this batch was chosen (a bulk
+    batch put back restores it: it did not run, so bulk's turn is still owed)."""
 
     @property
     def lengths(self) -> list[int]:
@@ -127,14 +130,18 @@ class _LaneQueue:
         self.push(item)
 
     def push(self, item: Item) -> None:
-        # A requeued item is pushed again; its stale entries are skipped by state.
+        # A requeued item is pushed again, in arrival order within its length; its stale
+        # entries are skipped by state.
         item.state = ItemState.QUEUED
         heapq.heappush(self.arrival, (item.seq, next(self.pushes), item))
         bucket = self.by_length.get(item.length)
         if bucket is None:
             bucket = self.by_length[item.length] = deque()
             bisect.insort(self.lengths, item.length)
-        bucket.append(item)
+        if bucket and bucket[-1].seq > item.seq:
+            bucket.insert(bisect.bisect_right(bucket, item.seq, key=lambda queued: queued.seq), item)
+        else:
+            bucket.append(item)
         self.count += 1
         self.tokens += item.length
 
@@ -167,7 +174,9 @@ class _LaneQueue:
         self._leave(item, ItemState.DROPPED)
 
     def queued(self) -> Iterator[Item]:
-        return (item for _, _, item in self.arrival if item.state is ItemState.QUEUED)
+        """Each queued item once (a requeued one may have a stale entry in ``arrival`` too)."""
+        unique = {id(item): item for _, _, item in self.arrival if item.state is ItemState.QUEUED}
+        return iter(unique.values())
 
     def _leave(self, item: Item, state: ItemState) -> None:
         item.state = state
@@ -201,16 +210,16 @@ class Scheduler:
         self, lane: Lane, tokens: int, requests: int, timeout: float | None, tokens_per_second: float
     ) -> None:
         """Raise if a request of ``tokens`` in ``lane`` may not join ``requests`` admitted ones:
-        DeadlineExceeded when the work ahead of it outlasts ``timeout`` at the measured rate,
-        Overloaded when the lane's share of the queue bounds is full. An empty queue always
-        admits."""
+        DeadlineExceeded when the work ahead of it outlasts ``timeout`` at the measured rate
+        (the deadline bounds the wait before its texts start, not their run), Overloaded when
+        the lane's share of the queue bounds is full. An empty queue always admits."""
         if not requests:
             return
         queued = self.queued_tokens
         ahead = self._lanes[Lane.INTERACTIVE].tokens if lane is Lane.INTERACTIVE else queued
         rate = tokens_per_second
-        if timeout is not None and rate > 0 and (ahead + tokens) / rate > timeout:
-            wait = (ahead + tokens) / rate
+        if timeout is not None and rate > 0 and ahead / rate > timeout:
+            wait = ahead / rate
             raise DeadlineExceeded(
                 f"the queue holds about {wait:.0f}s of work, more than this request's deadline of "
                 f"{timeout:.1f}s; retry later",
@@ -269,23 +278,27 @@ class Scheduler:
     def next_batch(self, lanes: frozenset[Lane] = BOTH_LANES) -> Batch | None:
         """The next batch of ``lanes`` (those the asking worker serves), or None when
         nothing of them is queued."""
+        turns = self._since_bulk
         lane = self._pick_lane(lanes)
         if lane is None:
             return None
         owed = lane is Lane.BULK and (
             Lane.INTERACTIVE not in lanes or self._lanes[Lane.INTERACTIVE].count > 0
         )
-        return Batch(lane, self._window(self._lanes[lane]), owed=owed)
+        return Batch(lane, self._window(self._lanes[lane]), owed=owed, turns_before=turns)
 
     def yields_to_interactive(self, batch: Batch) -> bool:
         """Whether a prepared batch should go back: bulk, not owed, with interactive waiting."""
         return batch.lane is Lane.BULK and not batch.owed and self._lanes[Lane.INTERACTIVE].count > 0
 
     def requeue(self, batch: Batch, items: Iterable[Item]) -> None:
-        """Put ``items`` of a prepared batch back in their lane, in their old places."""
+        """Put ``items`` of a prepared batch back in their lane, in their old places; a bulk
+        batch put back gives bulk's turn back."""
         queue = self._lanes[batch.lane]
         for item in items:
             queue.push(item)
+        if batch.lane is Lane.BULK:
+            self._since_bulk = batch.turns_before
 
     def _pick_lane(self, lanes: frozenset[Lane]) -> Lane | None:
         interactive, bulk = (lane in lanes and self._lanes[lane].count > 0 for lane in Lane)
@@ -301,8 +314,9 @@ class Scheduler:
         return None
 
     def _window(self, queue: _LaneQueue) -> list[Item]:
-        """Items for one batch: the oldest, then the lengths that pad least around it,
-        taken only from the next :data:`HORIZON_BATCHES` budgets' worth of queued tokens."""
+        """Items for one batch: the oldest, then the lengths that pad least around it, taken
+        only from items admitted within :data:`HORIZON_BATCHES` budgets' worth of tokens after
+        it (positions count every token admitted to the lane)."""
         anchor = queue.oldest()
         assert anchor is not None
         queue.take(anchor)

@@ -222,6 +222,11 @@ class Settings:
             raise SettingsError("--max-batch-tokens must be 0 (automatic) or positive")
         if self.intra_op_threads < 0:
             raise SettingsError("--intra-op-threads must be 0 (automatic) or positive")
+        if self.bulk_share < 2:
+            raise SettingsError(
+                f"--bulk-share must be at least 2 (one batch in N goes to bulk; 1 would starve queries), "
+                f"got {self.bulk_share}"
+            )
         if self.interactive_sessions < 0:
             raise SettingsError("--interactive-sessions must be 0 (none) or positive")
         if not 0 <= self.bulk_nice <= 19:
