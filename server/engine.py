@@ -379,6 +379,8 @@ class Engine:
         self.metrics.batch_failures.inc()
 
     def info(self) -> dict[str, Any]:
+        """What ``/info`` shows: the model, the served variant (its parity and whether it is
+        batch-invariant, as the manifest records them), the provider and the limits."""
         m = self.manifest
         variant = m.variants[self.variant]
         return {
@@ -400,6 +402,8 @@ class Engine:
                 "cos_min": variant.parity.cos_min,
                 "recall_at_10": variant.parity.recall_at_10,
             },
+            "batch_invariant": variant.batch_invariant,
+            "batch_max_abs_diff": variant.batch_max_abs_diff,
             "provider": self.provider,
             "max_client_batch_size": self.settings.max_client_batch_size,
             "max_batch_tokens": self.limits.max_batch_tokens,

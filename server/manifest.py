@@ -14,7 +14,8 @@ and ``manifest.json``. The manifest is the single description of how to run them
 - ``inputs`` / ``output``: the graph's input names (``input_ids``, ``attention_mask`` and
   optionally ``token_type_ids``) and the name of the output to read;
 - ``variants``: per precision, the file, its SHA-256, the execution target it was built
-  for and the parity figures that let it ship;
+  for, the parity figures that let it ship, and whether it is batch-invariant (a text's
+  vector is the same alone and in any batch; ``batch_invariant``, measured at export);
 - ``source``: the checkpoint's identity (directory base ``name``, content ``sha256``, file
   names, architecture), never a machine path: ``/info`` shows it to clients.
 
@@ -68,7 +69,14 @@ class Parity:
 
 @dataclass(frozen=True)
 class Variant:
-    """One ONNX file of the model at one precision; ``notes`` says how it was built."""
+    """One ONNX file of the model at one precision; ``notes`` says how it was built.
+
+    ``batch_invariant``: whether a text's vector is the same alone and in any batch (its
+    largest element difference over rotated batch mates and padded lengths,
+    ``batch_max_abs_diff``, at most 1e-5 when exported); ``None`` when not measured.
+    Manifests written before the exporter measured it have none: their int8 was dynamically
+    quantised (activation scales computed per batch), so it reads as ``False``.
+    """
 
     name: VariantName
     file: str
@@ -78,6 +86,8 @@ class Variant:
     fusions: dict[str, int] = field(default_factory=dict)
     size_bytes: int = 0
     notes: str = ""
+    batch_invariant: bool | None = None
+    batch_max_abs_diff: float | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +170,13 @@ def _parse_variant(name: str, data: Any, where: str) -> Variant:
     fusions = data.get("fusions", {})
     if not isinstance(fusions, dict):
         raise ManifestError(f"{vwhere}: fusions must be an object")
+    # Every int8 exported before invariance was measured used per-batch activation scales.
+    invariant = data.get("batch_invariant", False if name == "int8" else None)
+    if invariant is not None and not isinstance(invariant, bool):
+        raise ManifestError(f"{vwhere}: batch_invariant must be true, false or null")
+    batch_diff = data.get("batch_max_abs_diff")
+    if batch_diff is not None and (isinstance(batch_diff, bool) or not isinstance(batch_diff, int | float)):
+        raise ManifestError(f"{vwhere}: batch_max_abs_diff must be a number or null")
     return Variant(
         name=name,  # type: ignore[arg-type]
         file=_require(data, "file", str, vwhere),
@@ -169,6 +186,8 @@ def _parse_variant(name: str, data: Any, where: str) -> Variant:
         fusions={str(k): int(v) for k, v in fusions.items()},
         size_bytes=int(data.get("size_bytes", 0)),
         notes=str(data.get("notes", "")),
+        batch_invariant=invariant,
+        batch_max_abs_diff=None if batch_diff is None else float(batch_diff),
     )
 
 

@@ -287,6 +287,11 @@ def _operations(engine: Engine) -> dict[str, _Operation]:
             "max_input_length": {"const": manifest.max_length},
             "pooling": {"type": "string"},
             "variant": {"type": "string"},
+            "batch_invariant": {
+                "type": ["boolean", "null"],
+                "description": "a text's vector is the same alone and in any batch (null: not measured)",
+            },
+            "batch_max_abs_diff": {"type": ["number", "null"], "minimum": 0},
             "provider": {"type": "string"},
             "max_client_batch_size": {"const": settings.max_client_batch_size},
         },

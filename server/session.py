@@ -46,7 +46,12 @@ class SessionConfig:
 
 def choose_variant(manifest: Manifest, requested: str, on_gpu: bool) -> Variant:
     """The variant to serve: the requested one, or for ``auto`` fp16 on GPU and the
-    fastest gated CPU variant (int8, else fp32) on CPU."""
+    fastest gated CPU variant (int8, else fp32) on CPU.
+
+    ``auto`` never picks a variant recorded as not batch-invariant (its vectors would
+    depend on the texts batched with it): on CPU a dynamically quantised int8 gives way
+    to fp32. Asked for by name, such a variant is served, with a warning.
+    """
     variants = manifest.variants
     if requested != "auto":
         if requested not in variants:
@@ -54,12 +59,24 @@ def choose_variant(manifest: Manifest, requested: str, on_gpu: bool) -> Variant:
                 f"variant {requested} is not in this model directory (it has {', '.join(sorted(variants))}); "
                 "export it with `python -m export --variants ...` or pick another --variant"
             )
-        return variants[requested]
+        chosen = variants[requested]
+        if chosen.batch_invariant is False:
+            measured = chosen.batch_max_abs_diff
+            log.warning(
+                "variant %s is not batch-invariant: a text's vector depends on the texts batched with "
+                "it (%s); --variant auto would not serve it",
+                requested,
+                "not measured" if measured is None else f"by up to {measured:.1e}",
+            )
+        return chosen
     order = ("fp16", "fp32", "int8") if on_gpu else ("int8", "fp32")
     for name in order:
-        if name in variants:
+        if name in variants and variants[name].batch_invariant is not False:
             return variants[name]
-    raise SessionLoadError(f"no variant usable on {'GPU' if on_gpu else 'CPU'} in {sorted(variants)}")
+    raise SessionLoadError(
+        f"no batch-invariant variant usable on {'GPU' if on_gpu else 'CPU'} in {sorted(variants)}; "
+        "re-export the model with `python -m export`, or name a variant with --variant to serve it anyway"
+    )
 
 
 def session_options(intra_op_threads: int, inter_op_threads: int, spin: bool = True) -> ort.SessionOptions:
