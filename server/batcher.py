@@ -316,16 +316,18 @@ class Batcher:
     # ---- assembler threads -----------------------------------------------------------
 
     def _assemble_loop(self, group: _Group) -> None:
-        while group.credits.acquire() and (batch := self._take(group.lanes)) is not None:
+        while group.credits.acquire() and (batch := self._take(group)) is not None:
             batch.inputs = collate([item.ids for item in batch.items], self._pad_id, self._input_names)
             group.slot.put(batch)
         for _ in group.sessions:
             group.slot.put(None)
 
-    def _take(self, lanes: frozenset[Lane]) -> Batch | None:
-        """Block until a batch of ``lanes`` can be formed; None once closed and empty."""
+    def _take(self, group: _Group) -> Batch | None:
+        """Block until a batch of the group's lanes can be formed; None once closed and empty."""
         with self._cond:
-            while (batch := self._scheduler.next_batch(lanes)) is None:
+            if Lane.BULK in group.lanes:  # the queue's pace is bulk's
+                self._scheduler.pace(group.throughput.tokens_per_second)
+            while (batch := self._scheduler.next_batch(group.lanes)) is None:
                 if self._closed:
                     return None
                 self._cond.wait()

@@ -10,11 +10,13 @@ threads and calls every method here under its one lock; tests drive it directly.
 - A batch starts from the lane's oldest item (no item waits forever) and grows greedily with
   the neighbouring lengths that keep the padded batch most efficient, within the token budget
   (``n x longest``, padding counted) and the size cap, and stops before the batch's real-token
-  share falls under :data:`MIN_EFFICIENCY`. Only items within :data:`HORIZON_BATCHES` token
-  budgets of the oldest are candidates, so requests complete roughly in arrival order.
+  share falls under :data:`MIN_EFFICIENCY`. Only items admitted within the horizon after the
+  oldest are candidates (:data:`HORIZON_BATCHES` budgets, or :data:`HORIZON_SECONDS` of work
+  on a slow model), so requests complete roughly in arrival order.
 - Admission is bounded in requests and in queued tokens, of which bulk work may take all but
-  :data:`INTERACTIVE_RESERVE`; a request whose deadline the work ahead of it would outlast (at
-  the measured rate) is refused at once instead of timing out later.
+  :data:`INTERACTIVE_RESERVE`; a request whose deadline the work ahead of it (plus the horizon
+  of newer work that may pass it) would outlast at the measured rate is refused at once
+  instead of timing out later.
 - Workers ask for batches of the lanes they serve (:meth:`Scheduler.next_batch`). With a
   dedicated interactive session, its worker takes only interactive batches and the other
   workers only bulk ones, so a query never waits for a bulk batch. Where one worker serves
@@ -43,6 +45,10 @@ MIN_EFFICIENCY = 0.8
 HORIZON_BATCHES = 4
 """Batches draw from at most this many budgets' worth of the oldest queued tokens, so that
 requests finish roughly in arrival order instead of all at once when the queue drains."""
+HORIZON_SECONDS = 1.0
+"""...and from at most this many seconds of work at the measured rate: on a slow model a
+text may be passed over by newer ones for about this long, not for four budgets (16 s of
+MPNet on two cores)."""
 INTERACTIVE_RESERVE = 0.1
 """Share of the queue bounds kept for interactive requests (bulk is refused before it)."""
 
@@ -197,6 +203,14 @@ class Scheduler:
         self._lanes = {lane: _LaneQueue() for lane in Lane}
         self._seq = itertools.count()
         self._since_bulk = 0
+        self.horizon = HORIZON_BATCHES * limits.max_batch_tokens
+        """Tokens admitted after a batch's anchor that may join it (see :meth:`pace`)."""
+
+    def pace(self, tokens_per_second: float) -> None:
+        """Follow the measured rate (0: not measured yet): the horizon becomes
+        :data:`HORIZON_SECONDS` of work, at most :data:`HORIZON_BATCHES` budgets."""
+        most = HORIZON_BATCHES * self.limits.max_batch_tokens
+        self.horizon = most if tokens_per_second <= 0 else min(most, int(tokens_per_second * HORIZON_SECONDS))
 
     # ---- admission --------------------------------------------------------------------
 
@@ -217,6 +231,8 @@ class Scheduler:
             return
         queued = self.queued_tokens
         ahead = self._lanes[Lane.INTERACTIVE].tokens if lane is Lane.INTERACTIVE else queued
+        # Newer texts within the horizon may be taken before this one's first text.
+        ahead += self.horizon if ahead else 0
         rate = tokens_per_second
         if timeout is not None and rate > 0 and ahead / rate > timeout:
             wait = ahead / rate
@@ -315,14 +331,14 @@ class Scheduler:
 
     def _window(self, queue: _LaneQueue) -> list[Item]:
         """Items for one batch: the oldest, then the lengths that pad least around it, taken
-        only from items admitted within :data:`HORIZON_BATCHES` budgets' worth of tokens after
-        it (positions count every token admitted to the lane)."""
+        only from items admitted within :attr:`horizon` tokens after it (positions count every
+        token admitted to the lane)."""
         anchor = queue.oldest()
         assert anchor is not None
         queue.take(anchor)
         batch, longest, real = [anchor], anchor.length, anchor.length
         budget, cap = self.limits.max_batch_tokens, self.limits.max_batch_size
-        horizon = anchor.position + HORIZON_BATCHES * budget
+        horizon = anchor.position + self.horizon
         lengths = list(queue.lengths)
         while len(batch) < cap and lengths:
             n = len(batch) + 1

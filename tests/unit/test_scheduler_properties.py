@@ -22,7 +22,8 @@ keeps its own account of what is queued and checks the scheduler against it afte
 4. Bulk keeps its share: a both-lanes worker gets at most ``bulk_share - 1`` interactive
    batches in a row while bulk waits.
 5. Arrival order within a lane: a batch holds its lane's oldest queued text, and no text
-   further than ``HORIZON_BATCHES x max_batch_tokens`` admitted tokens of that lane after it
+   further than the horizon (``HORIZON_BATCHES x max_batch_tokens``, or ``HORIZON_SECONDS``
+   of work at the rate given to ``pace``) in admitted tokens of that lane after it
    (``Item.position`` counts every token admitted to the lane before the text, taken and
    dropped ones included), so no text is passed over by texts admitted that far after it.
 6. No starvation: with admissions stopped, asking a both-lanes worker for batches empties
@@ -61,6 +62,7 @@ from server.errors import DeadlineExceeded, Overloaded
 from server.scheduler import (
     BOTH_LANES,
     HORIZON_BATCHES,
+    HORIZON_SECONDS,
     INTERACTIVE_RESERVE,
     MIN_EFFICIENCY,
     Batch,
@@ -166,6 +168,7 @@ class SchedulerMachine(RuleBasedStateMachine):
             return None
         queued = self.queued_tokens()
         ahead = self.queued_tokens(Lane.INTERACTIVE) if lane is Lane.INTERACTIVE else queued
+        ahead += self.scheduler.horizon if ahead else 0
         if timeout is not None and rate > 0 and ahead / rate > timeout:
             return DeadlineExceeded
         max_requests, max_tokens = reserve_bounds(self.limits, lane)
@@ -201,6 +204,14 @@ class SchedulerMachine(RuleBasedStateMachine):
             self.position[item] = self.admitted_tokens[lane]
             self.admitted_tokens[lane] += item.length
             self.queued[lane].add(item)
+
+    @rule(rate=st.sampled_from([0.0, 1.0, 50.0, 1e6]) | st.floats(0.0, 1e5))
+    def pace(self, rate: float) -> None:
+        """The batcher tells the scheduler the measured rate: the horizon follows it."""
+        self.scheduler.pace(rate)
+        most = HORIZON_BATCHES * self.limits.max_batch_tokens
+        assert 0 <= self.scheduler.horizon <= most
+        assert self.scheduler.horizon == (most if rate <= 0 else min(most, int(rate * HORIZON_SECONDS)))
 
     @precondition(lambda self: len(self.prepared) < MAX_PREPARED and any(self.queued.values()))
     @rule(lanes=st.sampled_from(LANE_SETS))
@@ -304,7 +315,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         oldest = min(queued, key=lambda item: item.seq)
         assert batch.items[0] is oldest, "a batch did not start from its lane's oldest text"
         furthest = max(self.position[item] for item in batch.items)
-        assert furthest - self.position[oldest] <= HORIZON_BATCHES * self.limits.max_batch_tokens
+        assert furthest - self.position[oldest] <= self.scheduler.horizon
 
     def finish_batch(self, batch: Batch) -> None:
         """A worker's turn: put the batch back if it yields to queries, else run it."""
