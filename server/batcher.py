@@ -266,6 +266,15 @@ class Batcher:
         job.future.add_done_callback(lambda _f: self._finished())
         return job
 
+    def precheck(self, lane: Lane, timeout: float | None) -> None:
+        """Refuse at once what admission would refuse whatever the request's size: closing
+        (Unavailable), or more work ahead of ``lane`` than ``timeout`` (DeadlineExceeded).
+        Called before tokenizing, so that a refused request costs no tokenizer work."""
+        with self._cond:
+            if self._closed:
+                raise Unavailable("the server is shutting down; retry on another replica")
+            self._scheduler.check_wait(lane, self._jobs, timeout, self._rate(lane))
+
     def cancel(self, job: Job) -> None:
         """Drop a job's items that are still queued (client gone or deadline passed)."""
         with self._cond:

@@ -319,6 +319,9 @@ class Engine:
         timings = Timings()
         start = time.perf_counter()
         deadline = time.monotonic() + timeout
+        # The queue's wait, checked before tokenizing (an unstated class is checked as a query,
+        # the lenient side; the full check follows admission with the token count).
+        self.batcher.precheck(lane or Lane.INTERACTIVE, timeout)
         encoded = await self.tokenize(texts, options, deadline=deadline, gone=gone)
         timings.tokenize = time.perf_counter() - start
         remaining = deadline - time.monotonic()

@@ -229,8 +229,24 @@ class Scheduler:
         the lane's share of the queue bounds is full. An empty queue always admits."""
         if not requests:
             return
+        self.check_wait(lane, requests, timeout, tokens_per_second)
         queued = self.queued_tokens
-        ahead = self._lanes[Lane.INTERACTIVE].tokens if lane is Lane.INTERACTIVE else queued
+        rate = tokens_per_second
+        max_requests, max_tokens = self.admission_bounds(lane)
+        if requests + 1 > max_requests or queued + tokens > max_tokens:
+            raise Overloaded(
+                f"the queue is full ({requests} requests, {queued} tokens waiting); retry later",
+                retry_after=min(60.0, max(1.0, queued / rate)) if rate > 0 else 1.0,
+            )
+
+    def check_wait(self, lane: Lane, requests: int, timeout: float | None, tokens_per_second: float) -> None:
+        """Raise DeadlineExceeded when the work ahead of a new request of ``lane`` outlasts
+        ``timeout`` at the measured rate. It needs no token count of the request itself (the
+        deadline bounds the wait before its texts start), so it runs before tokenization too:
+        a refused request costs no tokenizer work."""
+        if not requests:
+            return
+        ahead = self._lanes[Lane.INTERACTIVE].tokens if lane is Lane.INTERACTIVE else self.queued_tokens
         # Newer texts within the horizon may be taken before this one's first text.
         ahead += self.horizon if ahead else 0
         rate = tokens_per_second
@@ -240,12 +256,6 @@ class Scheduler:
                 f"the queue holds about {wait:.0f}s of work, more than this request's deadline of "
                 f"{timeout:.1f}s; retry later",
                 retry_after=min(60.0, max(1.0, wait - timeout)),
-            )
-        max_requests, max_tokens = self.admission_bounds(lane)
-        if requests + 1 > max_requests or queued + tokens > max_tokens:
-            raise Overloaded(
-                f"the queue is full ({requests} requests, {queued} tokens waiting); retry later",
-                retry_after=min(60.0, max(1.0, queued / rate)) if rate > 0 else 1.0,
             )
 
     def admission_bounds(self, lane: Lane) -> tuple[int, int]:

@@ -296,3 +296,26 @@ async def test_draining_refuses_new_work_and_flips_readiness(make_client) -> Non
     assert (await client.get("/health/live")).status_code == 200
     r = await client.post("/embed", json={"inputs": "x"})
     assert r.status_code == 503 and r.json()["error_type"] == "Unhealthy"
+
+
+async def test_a_request_the_queue_cannot_start_in_time_is_refused_before_tokenizing(make_client) -> None:
+    client, session = await make_client(fake=True)
+    app_engine = client._transport.app.state.embed.engine  # type: ignore[attr-defined]
+    session.gate.clear()
+    bulk = {"params": {"priority": "bulk"}}
+    running = asyncio.ensure_future(client.post("/embed", json={"inputs": "one"}, **bulk))
+    await asyncio.to_thread(session.entered.wait, 5)
+    waiting = [
+        asyncio.ensure_future(client.post("/embed", json={"inputs": f"more {i}"}, **bulk)) for i in range(3)
+    ]
+    while app_engine.batcher.queued_tokens == 0:  # one is prepared, the others queued
+        await asyncio.sleep(0.01)
+    app_engine.batcher.throughput.record(1, 1.0)  # as if the model ran 1 token/s
+    encode = app_engine.tokenizer.encode
+    calls: list[int] = []
+    app_engine.tokenizer.encode = lambda *a, **k: calls.append(1) or encode(*a, **k)
+    r = await client.post("/embed", json={"inputs": "late"}, headers={"x-request-timeout": "5"}, **bulk)
+    assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1
+    assert "more than this request's deadline" in r.json()["error"] and calls == []
+    session.gate.set()
+    assert [x.status_code for x in await asyncio.gather(running, *waiting)] == [200] * 4
