@@ -6,10 +6,12 @@
 - :func:`retrieval_corpus`: 300 passages and their 300 queries made from the docstrings of
   the Python standard library that runs the export, to measure whether a lower-precision
   variant still finds the right passage in its top 10 as often as the fp32 graph does.
-- :func:`calibration_texts`: 64 other texts to measure activation ranges for int8.
+- :func:`calibration_texts`: 64 other texts to measure activation ranges for int8;
+- :func:`invariance_texts`: 7 parity texts of very different lengths, to check that a
+  text's vector does not depend on the texts batched with it.
 
-Both depend only on the Python version (docstrings change between releases), which is
-fine: every figure compares two encoders on the same texts in the same run.
+The corpus and the calibration texts depend only on the Python version (docstrings change
+between releases), which is fine: every figure compares two encoders on the same texts in the same run.
 """
 
 from __future__ import annotations
@@ -92,6 +94,20 @@ def parity_texts() -> list[str]:
         " ".join(docs[j % len(docs)] for j in range(i * 11, i * 11 + 12)) for i in range(64 - len(texts))
     )
     return texts[:64]
+
+
+def invariance_texts() -> list[str]:
+    """7 texts from one word to past the maximum length, in several scripts, code and emoji."""
+    texts = parity_texts()
+    mid, long = len(SHORT_TEXTS), len(SHORT_TEXTS) + 8
+    picks = ("hello", "如何在云服务器上部署嵌入模型服务?", "I love this! 😀🎉 Best purchase ever 👍")
+    return [
+        *(t for t in SHORT_TEXTS if t in picks),
+        SHORT_TEXTS[32],
+        texts[mid],
+        texts[mid + 3],
+        texts[long],
+    ]
 
 
 _CALIBRATION_EXTRA: tuple[str, ...] = (

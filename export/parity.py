@@ -11,6 +11,11 @@ compared with the reference on :func:`export.corpus.parity_texts`:
   retrieval corpus (300 queries, each with the one passage that answers it) their
   recall@10 must be at least 97 % of the fp32 graph's (``recall_at_10`` is that ratio).
 
+Batch invariance is measured for every variant (:func:`batch_variation`: a text's vector
+alone against the same text among rotated batch mates of other lengths): at most
+:data:`BATCH_MAX_ABS_DIFF` apart means batch-invariant. It is part of the gate of the
+variants built to be invariant (fp32, statically quantised int8); the others record it.
+
 The reference is the sentence-transformers model itself (without its ``Normalize`` module)
 when the checkpoint is a sentence-transformers one exported with its own pooling, and the
 transformers encoder with the chosen pooling otherwise.
@@ -22,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -46,6 +51,8 @@ FP32_MAX_ABS_DIFF = 1e-4
 REDUCED_MEAN_COSINE = 0.99
 REDUCED_RECALL_AT_10 = 0.97
 TOP_K = 10
+# A text's vector alone and in any batch: as far apart as fp32 rounding of padded rows allows.
+BATCH_MAX_ABS_DIFF = 1e-5
 # Rows per batch; texts are sorted by length first, so padding stays small.
 BATCH_SIZE = 16
 
@@ -103,8 +110,19 @@ def top_k_overlap(
     return float(np.mean(overlaps))
 
 
-def judge(variant: str, reference: Vectors, candidate: Vectors, recall: float) -> Verdict:
-    """Apply the gate of ``variant`` (fp32, or a reduced precision) to its figures."""
+def batch_invariant(batch_diff: float) -> bool:
+    """Whether a variant whose :func:`batch_variation` is ``batch_diff`` counts as batch-invariant."""
+    return batch_diff <= BATCH_MAX_ABS_DIFF
+
+
+def judge(
+    variant: str, reference: Vectors, candidate: Vectors, recall: float, batch_diff: float | None = None
+) -> Verdict:
+    """Apply the gate of ``variant`` (fp32, or a reduced precision) to its figures.
+
+    ``batch_diff`` (a :func:`batch_variation`) is gated when given: a variant whose vectors
+    move with their batch mates by more than :data:`BATCH_MAX_ABS_DIFF` fails.
+    """
     cos_mean, cos_min, max_abs = cosine_and_diff(reference, candidate)
     parity = Parity(
         cos_mean=cos_mean,
@@ -124,6 +142,11 @@ def judge(variant: str, reference: Vectors, candidate: Vectors, recall: float) -
             failures.append(f"mean cosine {cos_mean:.4f} < {REDUCED_MEAN_COSINE}")
         if recall < REDUCED_RECALL_AT_10:
             failures.append(f"recall@10 relative to fp32 {recall:.3f} < {REDUCED_RECALL_AT_10}")
+    if batch_diff is not None and not batch_invariant(batch_diff):
+        failures.append(
+            f"not batch-invariant: a vector moves by {batch_diff:.1e} with its batch mates "
+            f"(> {BATCH_MAX_ABS_DIFF:.0e})"
+        )
     if not np.isfinite(candidate).all():
         failures.append("the variant outputs NaN or infinite values")
     return Verdict(parity=parity, failures=tuple(failures))
@@ -134,8 +157,8 @@ class OnnxEncoder:
 
     The server's own parts do the work: ``tokenizer`` (:class:`server.tokenizer.Tokenizer`:
     truncation, pad id, input clip), :func:`server.collate.collate` and
-    :func:`server.session.session_options`; rows are length-sorted into batches of
-    :data:`BATCH_SIZE`.
+    :func:`server.session.session_options` (``threads`` intra-op threads, 0: ORT's
+    default); rows are length-sorted into batches of :data:`BATCH_SIZE`.
     """
 
     def __init__(
@@ -144,9 +167,10 @@ class OnnxEncoder:
         tokenizer: Tokenizer,
         inputs: Sequence[str],
         providers: Sequence[str] = ("CPUExecutionProvider",),
+        threads: int = 0,
     ) -> None:
         self.tokenizer = tokenizer
-        options = session_options(intra_op_threads=0, inter_op_threads=1)
+        options = session_options(intra_op_threads=threads, inter_op_threads=1)
         try:
             self.session = ort.InferenceSession(str(model), sess_options=options, providers=list(providers))
         except Exception as exc:
@@ -154,12 +178,14 @@ class OnnxEncoder:
         self.inputs = tuple(inputs)
         self.output = self.session.get_outputs()[0].name
 
-    def feeds(self, texts: Sequence[str]) -> Iterator[tuple[list[int], dict[str, npt.NDArray[np.int64]]]]:
+    def feeds(
+        self, texts: Sequence[str], batch_size: int = BATCH_SIZE
+    ) -> Iterator[tuple[list[int], dict[str, npt.NDArray[np.int64]]]]:
         """Length-sorted batches of ``texts``: the row indices of each and its input arrays."""
         ids = self.tokenizer.encode(texts).ids
         order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
-        for start in range(0, len(order), BATCH_SIZE):
-            rows = order[start : start + BATCH_SIZE]
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
             yield rows, collate([ids[i] for i in rows], self.tokenizer.pad_id, self.inputs)
 
     def run(self, outputs: Sequence[str], feed: dict[str, npt.NDArray[np.int64]]) -> list[npt.NDArray[Any]]:
@@ -167,6 +193,12 @@ class OnnxEncoder:
             return list(self.session.run(list(outputs), feed))
         except Exception as exc:
             raise ExportError(f"ONNX Runtime failed to run the graph: {exc}") from exc
+
+    def batch(self, texts: Sequence[str]) -> Vectors:
+        """``texts`` as one batch, in this order, padded to the longest: one vector per text."""
+        ids = self.tokenizer.encode(texts).ids
+        feed = collate(ids, self.tokenizer.pad_id, self.inputs)
+        return np.asarray(self.run([self.output], feed)[0], dtype=np.float32)
 
     def __call__(self, texts: Sequence[str]) -> Vectors:
         out: Vectors | None = None
@@ -177,6 +209,31 @@ class OnnxEncoder:
             out[rows] = result.astype(np.float32)
         assert out is not None
         return out
+
+
+class BatchEncoder(Protocol):
+    """Anything that embeds a list of texts as one batch (:meth:`OnnxEncoder.batch`)."""
+
+    def batch(self, texts: Sequence[str]) -> Vectors: ...
+
+
+def batch_variation(encode: BatchEncoder, texts: Sequence[str]) -> float:
+    """Largest element difference between a text's vector computed alone and in a batch.
+
+    Each text of ``texts`` (which should differ in length) is run alone, then among all of
+    them rotated so that it sits at every position, then in pairs with each of its
+    neighbours (padded to the longer of the two): batch mates, positions and padded
+    lengths all change while the text does not.
+    """
+    alone = np.concatenate([encode.batch([text]) for text in texts])
+    worst = 0.0
+    for shift in range(len(texts)):
+        order = [(i + shift) % len(texts) for i in range(len(texts))]
+        for size in (2, len(texts)):
+            rows = order[:size]
+            together = encode.batch([texts[i] for i in rows])
+            worst = max(worst, float(np.abs(together.astype(np.float64) - alone[rows]).max()))
+    return worst
 
 
 def best_seconds(encoders: Sequence[OnnxEncoder], texts: Sequence[str], rounds: int = 3) -> list[float]:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 
 from export.parity import (
+    BATCH_MAX_ABS_DIFF,
     FP32_MAX_ABS_DIFF,
+    batch_invariant,
+    batch_variation,
     judge,
     recall_at_k,
     top_k_overlap,
@@ -86,3 +91,42 @@ def test_top_k_overlap() -> None:
     assert top_k_overlap((queries, passages), (queries, passages)) == 1.0
     shuffled = passages[::-1].copy()
     assert top_k_overlap((queries, passages), (queries, shuffled)) < 1.0
+
+
+def test_the_gate_refuses_a_variant_that_is_not_batch_invariant() -> None:
+    ref = _vectors(rows=64)
+    assert judge("int8", ref, ref.copy(), recall=1.0, batch_diff=2e-7).passed
+    refused = judge("int8", ref, ref.copy(), recall=1.0, batch_diff=5.5e-3)
+    assert not refused.passed
+    assert "not batch-invariant" in refused.failures[0] and "5.5e-03" in refused.failures[0]
+    assert not judge("fp32", ref, ref.copy(), recall=1.0, batch_diff=BATCH_MAX_ABS_DIFF * 2).passed
+    # Measured but not gated (a dynamic int8 fallback, fp16): the caller passes no batch_diff.
+    assert judge("int8", ref, ref.copy(), recall=1.0).passed
+    assert batch_invariant(BATCH_MAX_ABS_DIFF) and not batch_invariant(BATCH_MAX_ABS_DIFF * 1.01)
+
+
+class _Encoder:
+    """Embeds a text as its length and code points; ``leak`` mixes in the batch's mean, as
+    per-batch activation scales do."""
+
+    def __init__(self, leak: float) -> None:
+        self.leak = leak
+        self.batches: list[list[str]] = []
+
+    def batch(self, texts: Sequence[str]) -> np.ndarray:
+        self.batches.append(list(texts))
+        own = np.array([[len(t), sum(map(ord, t)) % 97, 1.0] for t in texts], dtype=np.float32)
+        return own + np.float32(self.leak) * own.mean(axis=0)
+
+
+def test_batch_variation_moves_texts_between_batch_mates_positions_and_lengths() -> None:
+    texts = ["a", "bb bb", "ccc ccc ccc", "dddd " * 9]
+    exact = _Encoder(leak=0.0)
+    assert batch_variation(exact, texts) == 0.0
+    alone = [b for b in exact.batches if len(b) == 1]
+    together = [b for b in exact.batches if len(b) > 1]
+    assert sorted(b[0] for b in alone) == sorted(texts)
+    for text in texts:
+        assert {b.index(text) for b in together if len(b) == len(texts)} == set(range(len(texts)))
+        assert len({tuple(b) for b in together if len(b) == 2 and text in b}) >= 2
+    assert batch_variation(_Encoder(leak=1e-3), texts) > BATCH_MAX_ABS_DIFF
