@@ -10,7 +10,9 @@ Stages, each reported with its duration on the progress stream:
    keep the fused graph if it is at parity and not slower, else the plain one; fp32 must
    pass its gate or the export fails;
 5. **quantise**: build int8 and fp16 (:mod:`export.precision`) and gate each; a variant
-   that fails is left out, and the export fails if the caller required it;
+   that fails is left out, and the export fails if the caller required it. Every variant's
+   batch invariance is measured and recorded; it is part of the gate of fp32 and of a
+   statically quantised int8;
 6. **write**: tokenizer files and ``manifest.json``, then move the finished directory into
    place with one rename.
 
@@ -130,12 +132,13 @@ def _versions() -> dict[str, str]:
 
 @dataclass(frozen=True)
 class _Candidate:
-    """A built ONNX file, its gate's verdict, and how it was built."""
+    """A built ONNX file, its gate's verdict, how it was built, and its batch variation."""
 
     path: Path
     verdict: parity.Verdict
     fusions: dict[str, int]
     notes: str
+    batch_diff: float
 
 
 @dataclass(frozen=True)
@@ -175,11 +178,13 @@ class _Fp32:
 
 @dataclass(frozen=True)
 class _Judged:
-    """A reduced-precision graph's verdict and its retrieval figures in words ("" when the
-    parity texts already failed it and the retrieval corpus was not run)."""
+    """A reduced-precision graph's verdict, its retrieval figures in words ("" when the
+    parity texts already failed it and the retrieval corpus was not run) and its
+    :func:`parity.batch_variation` (NaN when not measured)."""
 
     verdict: parity.Verdict
     retrieval: str
+    batch_diff: float
 
 
 @dataclass(frozen=True)
@@ -193,19 +198,27 @@ class _Gate:
     fp32_vectors: tuple[parity.Vectors, parity.Vectors]
     fp32_recall: float
 
-    def judge(self, variant: str, encode: parity.OnnxEncoder) -> _Judged:
-        """Parity texts first, the retrieval corpus only if they pass."""
+    def judge(self, variant: str, encode: parity.OnnxEncoder, invariant: bool) -> _Judged:
+        """Parity texts first, then batch invariance (part of the gate when ``invariant``),
+        the retrieval corpus only if both pass."""
         vectors = encode(self.texts)
         # A NaN recall fails no comparison, so only the cosine checks can fail here.
         early = parity.judge(variant, self.reference, vectors, recall=float("nan"))
         if not early.passed:
-            return _Judged(early, "")
+            return _Judged(early, "", float("nan"))
+        batch_diff = parity.batch_variation(encode, corpus.invariance_texts())
+        gated = batch_diff if invariant else None
+        early = parity.judge(variant, self.reference, vectors, recall=float("nan"), batch_diff=gated)
+        if not early.passed:
+            return _Judged(early, "", batch_diff)
         retrieval = _retrieval_vectors(encode, self.retrieval)
         recall = parity.recall_at_k(*retrieval)
         overlap = parity.top_k_overlap(self.fp32_vectors, retrieval)
-        verdict = parity.judge(variant, self.reference, vectors, recall / max(self.fp32_recall, 1e-9))
+        verdict = parity.judge(
+            variant, self.reference, vectors, recall / max(self.fp32_recall, 1e-9), batch_diff=gated
+        )
         figures = f"recall@10 {recall:.3f} vs fp32 {self.fp32_recall:.3f}, top-10 overlap {overlap:.3f}"
-        return _Judged(verdict, figures)
+        return _Judged(verdict, figures, batch_diff)
 
 
 def _retrieval_vectors(
@@ -214,11 +227,13 @@ def _retrieval_vectors(
     return encode(retrieval.queries), encode(retrieval.passages)
 
 
-def _describe(verdict: parity.Verdict) -> str:
+def _describe(verdict: parity.Verdict, batch_diff: float = float("nan")) -> str:
     p = verdict.parity
     recall = "not measured" if np.isnan(p.recall_at_10) else f"{p.recall_at_10:.3f} of fp32"
     figures = f"cos mean {p.cos_mean:.6f} min {p.cos_min:.6f}, max abs diff {p.max_abs_diff:.2e}"
     figures += f", recall@10 {recall}"
+    if not np.isnan(batch_diff):
+        figures += f", batch variation {batch_diff:.1e}"
     return figures if verdict.passed else f"{figures}; FAILS: {'; '.join(verdict.failures)}"
 
 
@@ -269,20 +284,25 @@ def _optimise(plain: Path, checkpoint: checkpoints.Checkpoint, work: Path, progr
 def _fp32(
     graphs: _Graphs, texts: list[str], reference: parity.Vectors, encoders: _Encoders, progress: Progress
 ) -> _Fp32:
-    """Gate the plain and the fused fp32 graphs; return the one to ship."""
+    """Gate the plain and the fused fp32 graphs (parity and batch invariance); return the one to ship."""
+    probes = corpus.invariance_texts()
     plain_encoder = encoders.load(graphs.plain)
-    plain_verdict = parity.judge("fp32", reference, plain_encoder(texts), recall=1.0)
-    progress.say("parity", f"fp32 plain graph: {_describe(plain_verdict)}")
-    chosen = _Candidate(graphs.plain, plain_verdict, {}, "plain traced graph")
+    plain_diff = parity.batch_variation(plain_encoder, probes)
+    plain_verdict = parity.judge("fp32", reference, plain_encoder(texts), recall=1.0, batch_diff=plain_diff)
+    progress.say("parity", f"fp32 plain graph: {_describe(plain_verdict, plain_diff)}")
+    chosen = _Candidate(graphs.plain, plain_verdict, {}, "plain traced graph", plain_diff)
     fused_passed = False
     if graphs.fused is not None:
         try:
             fused_encoder = encoders.load(graphs.fused)
-            fused_verdict = parity.judge("fp32", reference, fused_encoder(texts), recall=1.0)
+            fused_diff = parity.batch_variation(fused_encoder, probes)
+            fused_verdict = parity.judge(
+                "fp32", reference, fused_encoder(texts), recall=1.0, batch_diff=fused_diff
+            )
         except ExportError as exc:
             progress.say("parity", f"fp32 fused graph does not run ({exc}); using the plain graph")
         else:
-            progress.say("parity", f"fp32 fused graph: {_describe(fused_verdict)}")
+            progress.say("parity", f"fp32 fused graph: {_describe(fused_verdict, fused_diff)}")
             fused_passed = fused_verdict.passed
             probe = texts[: len(corpus.SHORT_TEXTS) + 8]
             plain_s, fused_s = parity.best_seconds([plain_encoder, fused_encoder], probe)
@@ -301,6 +321,7 @@ def _fp32(
                     fused_verdict,
                     graphs.fusions,
                     "fused by the ONNX Runtime transformer optimizer",
+                    fused_diff,
                 )
             del fused_encoder
     if not chosen.verdict.passed:
@@ -327,28 +348,48 @@ def _gate(
 def _int8(
     gate: _Gate, fp32: _Candidate, encoders: _Encoders, work: Path, progress: Progress
 ) -> _Candidate | _Rejected:
-    """The first int8 plan that passes the gate, or why none did."""
-    peaks = precision.activation_peaks(
-        fp32.path, encoders.load(fp32.path), corpus.calibration_texts(), work / "calibration.onnx"
-    )
+    """The first int8 plan that passes the gate (static ones first), or why none did."""
+    encoder = encoders.load(fp32.path)
+    calibration = corpus.calibration_texts()
+    peaks = precision.activation_peaks(fp32.path, encoder, calibration, work / "calibration.onnx")
     smoothed = work / "smoothed.onnx"
     down = precision.ffn_down_projections(onnx.load(str(fp32.path), load_external_data=False))
+    tensors = precision.smooth(fp32.path, smoothed, peaks, skip=down)
+    smoothing = f"{tensors} MatMul inputs smoothed (SmoothQuant alpha {precision.SMOOTHING_ALPHA})"
+    typed = work / "smoothed-typed.onnx"
+    ranges: dict[str, Path] = {}
     reasons: list[str] = []
     for i, plan in enumerate(precision.int8_plans(fp32.path)):
         target = work / f"int8-{i}.onnx"
-        tensors = precision.smooth(fp32.path, smoothed, peaks, skip=down)
-        precision.quantize_int8(smoothed, target, plan)
-        judged = gate.judge("int8", encoders.load(target))
+        if plan.calibration is not None:
+            if not typed.exists():
+                precision.typed_for_quantisation(smoothed, typed)
+            if plan.calibration not in ranges:
+                cache = work / f"ranges-{plan.calibration}.json"
+                feeds = (feed for _, feed in encoder.feeds(calibration, batch_size=1))
+                ranges[plan.calibration] = precision.calibrate(typed, feeds, plan.calibration, cache)
+            precision.quantize_static_int8(typed, target, plan, ranges[plan.calibration])
+            how = (
+                f"static int8 (QDQ): per-channel 7-bit weights, uint8 activations with ranges fixed by "
+                f"{plan.calibration} calibration on {len(calibration)} held-out texts, {smoothing}"
+            )
+        else:
+            precision.quantize_dynamic_int8(smoothed, target, plan)
+            how = f"dynamic int8: per-channel 7-bit weights, uint8 activations scaled per batch, {smoothing}"
+        judged = gate.judge("int8", encoders.load(target), invariant=plan.static)
         progress.say(
-            "quantise", f"int8, {plan.label}: {_describe(judged.verdict)} {judged.retrieval}".rstrip()
+            "quantise",
+            f"int8, {plan.label}: {_describe(judged.verdict, judged.batch_diff)} {judged.retrieval}".rstrip(),
         )
         if judged.verdict.passed:
-            notes = (
-                f"dynamic int8: per-channel 7-bit weights, uint8 activations, {tensors} MatMul inputs "
-                f"smoothed (SmoothQuant alpha {precision.SMOOTHING_ALPHA}); {plan.label}; "
-                f"{judged.retrieval}"
-            )
-            return _Candidate(target, judged.verdict, fp32.fusions, notes)
+            if not plan.static:
+                progress.say(
+                    "quantise",
+                    "int8 is dynamically quantised and NOT batch-invariant: "
+                    "the server's --variant auto will serve fp32 on CPU",
+                )
+            notes = f"{how}; {plan.label}; {judged.retrieval}"
+            return _Candidate(target, judged.verdict, fp32.fusions, notes, judged.batch_diff)
         reasons.append(f"{plan.label}: {'; '.join(judged.verdict.failures)}")
     return _Rejected(" | ".join(reasons))
 
@@ -365,7 +406,7 @@ def _fp16(
     precision.convert_fp16(source, target)
     device = "the CPU"
     try:
-        judged = gate.judge("fp16", encoders.load(target))
+        judged = gate.judge("fp16", encoders.load(target), invariant=False)
     except ExportError as exc:
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             return _Rejected(
@@ -373,13 +414,15 @@ def _fp16(
             )
         progress.say("quantise", f"fp16 does not run on the CPU ({exc}); gating it on CUDA")
         device = "CUDA"
-        judged = gate.judge("fp16", encoders.load(target, ("CUDAExecutionProvider",)))
-    progress.say("quantise", f"fp16: {_describe(judged.verdict)} {judged.retrieval}".rstrip())
+        judged = gate.judge("fp16", encoders.load(target, ("CUDAExecutionProvider",)), invariant=False)
+    progress.say(
+        "quantise", f"fp16: {_describe(judged.verdict, judged.batch_diff)} {judged.retrieval}".rstrip()
+    )
     if not judged.verdict.passed:
         return _Rejected("; ".join(judged.verdict.failures))
-    notes = f"float16 weights and compute from the {graph_name} graph, float32 I/O; gated on {device}; "
-    notes += judged.retrieval
-    return _Candidate(target, judged.verdict, source_fusions, notes)
+    notes = f"float16 weights and compute from the {graph_name} graph, float32 I/O; gated on {device} "
+    notes += f"(batch invariance measured there too); {judged.retrieval}"
+    return _Candidate(target, judged.verdict, source_fusions, notes, judged.batch_diff)
 
 
 def _reduced(
@@ -432,6 +475,8 @@ def _variant(name: str, candidate: _Candidate, directory: Path) -> Variant:
         fusions=candidate.fusions,
         size_bytes=path.stat().st_size,
         notes=candidate.notes,
+        batch_invariant=parity.batch_invariant(candidate.batch_diff),
+        batch_max_abs_diff=candidate.batch_diff,
     )
 
 

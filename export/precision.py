@@ -1,8 +1,17 @@
 """Reduced-precision variants of the fp32 graph: int8 for CPUs, fp16 for GPUs.
 
-int8 is ONNX Runtime's dynamic quantisation (``MatMulInteger``): weights int8 per output
-channel, activations uint8 with one scale per tensor computed from each batch at run time.
-Three measured facts shape how it is applied here:
+int8 is first built with ONNX Runtime's **static** quantisation (``quantize_static``, QDQ
+format, which ORT runs as ``MatMulIntegerToFloat``): weights int8 per output channel,
+activations uint8 with one scale per tensor fixed at export by a calibration pass over
+:func:`export.corpus.calibration_texts`. Fixed scales make the variant batch-invariant: a
+text's vector does not depend on the texts batched with it. Only weight MatMuls are
+quantised (LayerNorm, Softmax, GELU and ORT's fused ``Attention`` stay float), and their
+outputs stay float (a quantised output would round every MatMul result to 8 bits).
+
+**Dynamic** quantisation (``MatMulInteger``: activation scales computed from each batch at
+run time) is the fallback when no static plan passes the gate; it is usually closer to
+fp32 but not batch-invariant, which the manifest records, and the server's ``auto`` then
+serves fp32 instead. Both kinds share what three measured facts taught:
 
 - **Weights use 7 bits** (``reduce_range``). On x86 CPUs without VNNI (AVX2 only, which
   includes many cloud instances) the u8 x s8 kernel adds pairs of products in int16 and
@@ -21,8 +30,8 @@ Three measured facts shape how it is applied here:
   output, whose long positive tail smoothing makes worse rather than better (MPNet,
   other MatMuls smoothed: mean cosine 0.79 with them quantised, 0.997 without).
 
-The pipeline tries the plans of :func:`int8_plans` in order, fastest first, and ships the
-first that passes the gate.
+The pipeline tries the plans of :func:`int8_plans` in order, static ones first, and ships
+the first that passes the gate (for static plans the gate includes batch invariance).
 
 fp16 is ONNX Runtime's float16 conversion with float32 inputs and outputs kept, so the
 server feeds and reads the same tensors as for fp32.
@@ -30,16 +39,27 @@ server feeds and reads the same tensors as for fp32.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import onnx
 from onnx import helper, numpy_helper
-from onnxruntime.quantization import QuantType, quantize_dynamic
+from onnxruntime.quantization import (
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    create_calibrator,
+    quantize_dynamic,
+    quantize_static,
+)
+from onnxruntime.quantization.calibrate import save_tensors_data
 from onnxruntime.transformers.onnx_model import OnnxModel
 
 from export.errors import ExportError
@@ -54,14 +74,40 @@ _SMOOTHING_FLOOR = 1e-5
 
 Peaks = dict[str, npt.NDArray[np.float32]]
 
+Calibration = Literal["percentile", "minmax"]
+# The order static plans try them in. Percentile (99.999 % of values inside the range)
+# clips the rare extremes that would stretch a whole tensor's fixed scale; minmax keeps
+# them. Entropy calibration is not offered: ORT's KL search is quadratic in histogram bins,
+# which grow as ranges widen (a minute for a two-MatMul toy graph).
+CALIBRATIONS: tuple[Calibration, ...] = ("percentile", "minmax")
+PERCENTILE = 99.999
+_METHODS: dict[Calibration, CalibrationMethod] = {
+    "percentile": CalibrationMethod.Percentile,
+    "minmax": CalibrationMethod.MinMax,
+}
+_CALIBRATION_OPTIONS: dict[Calibration, dict[str, object]] = {
+    # Asymmetric ranges: uint8 activations spend no levels on values that never occur.
+    "percentile": {"percentile": PERCENTILE, "symmetric": False},
+    "minmax": {"symmetric": False},
+}
+
 
 @dataclass(frozen=True)
 class Int8Plan:
-    """Which operators are quantised and which MatMuls stay in fp32, and why."""
+    """Which operators are quantised and which MatMuls stay in fp32, and why.
+
+    ``calibration`` is how a static plan's fixed activation ranges are measured; ``None``
+    is a dynamic plan (ranges from each batch: not batch-invariant).
+    """
 
     label: str
     op_types: tuple[str, ...]
     keep_fp32: tuple[str, ...]
+    calibration: Calibration | None = None
+
+    @property
+    def static(self) -> bool:
+        return self.calibration is not None
 
 
 def _load(model_path: Path) -> onnx.ModelProto:
@@ -119,11 +165,19 @@ def weight_matmuls(model: onnx.ModelProto) -> dict[str, list[str]]:
 
 
 def int8_plans(model_path: Path) -> list[Int8Plan]:
-    """Quantisation plans to try, fastest first; the first that passes the gate ships.
+    """Quantisation plans to try, in order; the first that passes the gate ships.
 
-    1. every weight MatMul (and fused ``Attention`` node) quantised;
-    2. the same with the FFN down-projections kept in fp32;
-    3. weight MatMuls only, fused attention and FFN down-projections kept in fp32.
+    Static plans first (batch-invariant), each with every calibration of
+    :data:`CALIBRATIONS` in turn:
+
+    1. every weight MatMul quantised;
+    2. the same with the FFN down-projections kept in fp32.
+
+    Then the dynamic fallbacks, fastest first:
+
+    3. every weight MatMul (and fused ``Attention`` node) quantised;
+    4. the same with the FFN down-projections kept in fp32;
+    5. weight MatMuls only, fused attention and FFN down-projections kept in fp32.
 
     Plans that would build the same graph (no fused attention, no FFN found) are dropped.
     """
@@ -135,13 +189,22 @@ def int8_plans(model_path: Path) -> list[Int8Plan]:
     ops: tuple[str, ...] = ("MatMul", "Attention") if has_attention else ("MatMul",)
     what = "MatMuls and fused Attention" if has_attention else "weight MatMuls"
     candidates = [
-        Int8Plan(f"{what} quantised", ops, fixed),
-        Int8Plan(f"{what} quantised, {kept}", ops, fixed + down),
-        Int8Plan(f"weight MatMuls quantised, fused Attention and {kept}", ("MatMul",), fixed + down),
+        Int8Plan(f"static, {method} calibration, {label}", ("MatMul",), keep, method)
+        for label, keep in (
+            ("weight MatMuls quantised", fixed),
+            (f"weight MatMuls quantised, {kept}", fixed + down),
+        )
+        for method in CALIBRATIONS
+    ]
+    candidates += [
+        Int8Plan(f"dynamic, {what} quantised", ops, fixed),
+        Int8Plan(f"dynamic, {what} quantised, {kept}", ops, fixed + down),
+        Int8Plan(f"dynamic, weight MatMuls quantised, fused Attention and {kept}", ("MatMul",), fixed + down),
     ]
     plans: list[Int8Plan] = []
     for plan in candidates:
-        if all((p.op_types, p.keep_fp32) != (plan.op_types, plan.keep_fp32) for p in plans):
+        same = ((p.op_types, p.keep_fp32, p.calibration) for p in plans)
+        if (plan.op_types, plan.keep_fp32, plan.calibration) not in same:
             plans.append(plan)
     return plans
 
@@ -214,34 +277,139 @@ def smooth(
 
 
 class _DropPreprocessingHint(logging.Filter):
-    """quantize_dynamic logs a hint to the root logger on every call; it does not apply here."""
+    """ORT's quantisers log a hint to the root logger on every call; it does not apply here."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "pre-processing before quantization" not in record.getMessage()
 
 
-def quantize_int8(source: Path, target: Path, plan: Int8Plan) -> None:
-    """Dynamic int8 quantisation of ``source`` into ``target`` following ``plan``."""
+@contextlib.contextmanager
+def _quiet_quantizer() -> Iterator[None]:
+    """Hide the hint ORT logs on every call and the progress its calibrators print."""
     quiet = _DropPreprocessingHint()
     root = logging.getLogger()
     root.addFilter(quiet)
     try:
-        quantize_dynamic(
-            model_input=str(source),
-            model_output=str(target),
-            op_types_to_quantize=list(plan.op_types),
-            per_channel=True,
-            reduce_range=True,
-            weight_type=QuantType.QInt8,
-            nodes_to_exclude=list(plan.keep_fp32),
-            # Optimizer output lacks value_info for some fused outputs; quantize_dynamic then
-            # cannot infer their type ("Unable to find data type for weight_name") without this.
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
-    except Exception as exc:
-        raise ExportError(f"int8 quantisation failed ({plan.label}): {exc}") from exc
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
     finally:
         root.removeFilter(quiet)
+
+
+def typed_for_quantisation(source: Path, target: Path) -> None:
+    """Write ``source`` with every MatMul tensor declared float, for ``quantize_static``.
+
+    The optimizer's fused operators (``SkipLayerNormalization``, ``BiasGelu``, ...) leave
+    their outputs untyped and ONNX shape inference does not know them; the calibrator and
+    the QDQ quantizer skip untyped tensors, which would leave MatMuls they feed in fp32.
+    """
+    model = _load(source)
+    graph = model.graph
+    known = {v.name for v in (*graph.value_info, *graph.input, *graph.output)}
+    known |= {init.name for init in graph.initializer}
+    for node in graph.node:
+        if node.op_type != "MatMul":
+            continue
+        for name in (*node.input, *node.output):
+            if name and name not in known:
+                graph.value_info.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+                known.add(name)
+    onnx.save(model, str(target))
+
+
+Feed = dict[str, npt.NDArray[Any]]
+
+
+class _OneFeed:
+    """One batch of inputs for ORT's calibrators (a ``CalibrationDataReader``), then the end."""
+
+    def __init__(self, feed: Feed) -> None:
+        self._feeds = iter([feed])
+
+    def get_next(self) -> Feed | None:
+        return next(self._feeds, None)
+
+
+def calibrate(model_path: Path, feeds: Iterable[Feed], method: Calibration, cache: Path) -> Path:
+    """Measure the activation range of every MatMul tensor of ``model_path`` over ``feeds``.
+
+    The exporter feeds one text per run (no padding rows skew the ranges, and memory holds
+    one text's activations at a time). The ranges are written to ``cache`` in ORT's
+    calibration-cache format, which :func:`quantize_static_int8` reads; returns ``cache``.
+    """
+    augmented = cache.with_suffix(".augmented.onnx")
+    try:
+        with _quiet_quantizer():
+            calibrator = create_calibrator(
+                model_path,
+                ["MatMul"],
+                augmented_model_path=str(augmented),
+                calibrate_method=_METHODS[method],
+                extra_options=_CALIBRATION_OPTIONS[method],
+            )
+            for feed in feeds:
+                # One call per feed: the histogram calibrators stack a call's outputs into one array.
+                calibrator.collect_data(_OneFeed(feed))
+            save_tensors_data(calibrator.compute_data(), cache)
+    except Exception as exc:
+        raise ExportError(f"int8 calibration ({method}) failed: {exc}") from exc
+    finally:
+        augmented.unlink(missing_ok=True)
+    return cache
+
+
+def quantize_static_int8(source: Path, target: Path, plan: Int8Plan, ranges: Path) -> None:
+    """Static int8 (QDQ) quantisation of ``source`` into ``target`` following ``plan``.
+
+    ``ranges`` is the :func:`calibrate` cache of ``source`` made with ``plan.calibration``.
+    Weights are 7-bit per output channel (see the module docstring), activations uint8
+    with the calibrated ranges; MatMul outputs stay float, so ORT fuses each
+    dequantize-MatMul into ``MatMulIntegerToFloat``.
+    """
+    if plan.calibration is None:
+        raise ValueError(f"{plan.label} is not a static plan")
+    try:
+        with _quiet_quantizer():
+            quantize_static(
+                model_input=str(source),
+                model_output=str(target),
+                calibration_data_reader=None,
+                calibration_cache_path=str(ranges),
+                calibrate_method=_METHODS[plan.calibration],
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=list(plan.op_types),
+                nodes_to_exclude=list(plan.keep_fp32),
+                per_channel=True,
+                reduce_range=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                extra_options={
+                    "MatMulConstBOnly": True,
+                    "OpTypesToExcludeOutputQuantization": ["MatMul"],
+                },
+            )
+    except Exception as exc:
+        raise ExportError(f"int8 quantisation failed ({plan.label}): {exc}") from exc
+
+
+def quantize_dynamic_int8(source: Path, target: Path, plan: Int8Plan) -> None:
+    """Dynamic int8 quantisation of ``source`` into ``target`` following ``plan``."""
+    try:
+        with _quiet_quantizer():
+            quantize_dynamic(
+                model_input=str(source),
+                model_output=str(target),
+                op_types_to_quantize=list(plan.op_types),
+                per_channel=True,
+                reduce_range=True,
+                weight_type=QuantType.QInt8,
+                nodes_to_exclude=list(plan.keep_fp32),
+                # Optimizer output lacks value_info for some fused outputs; quantize_dynamic then
+                # cannot infer their type ("Unable to find data type for weight_name") without this.
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
+    except Exception as exc:
+        raise ExportError(f"int8 quantisation failed ({plan.label}): {exc}") from exc
 
 
 def convert_fp16(source: Path, target: Path) -> None:

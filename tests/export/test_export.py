@@ -9,12 +9,16 @@ import numpy as np
 import onnx
 import pytest
 
+from export import corpus, precision
 from export.parity import (
+    BATCH_MAX_ABS_DIFF,
     FP32_MAX_ABS_DIFF,
     FP32_MIN_COSINE,
     REDUCED_MEAN_COSINE,
     REDUCED_RECALL_AT_10,
     OnnxEncoder,
+    batch_variation,
+    judge,
 )
 from server.manifest import load
 from server.tokenizer import Tokenizer
@@ -54,6 +58,36 @@ def test_variants_passed_their_gates(minilm_model_dir: Path) -> None:
     assert "int8" in int8.notes
 
 
+def test_variants_are_batch_invariant(minilm_model_dir: Path) -> None:
+    variants = load(minilm_model_dir).variants
+    for variant in variants.values():
+        assert variant.batch_invariant is True, variant.name
+        assert variant.batch_max_abs_diff is not None
+        assert 0.0 <= variant.batch_max_abs_diff <= BATCH_MAX_ABS_DIFF
+    assert variants["int8"].notes.startswith("static int8")
+
+
+def test_dynamic_int8_of_the_same_graph_fails_the_invariance_gate(
+    minilm_model_dir: Path, tmp_path: Path
+) -> None:
+    """What the static int8 replaced: per-batch activation scales make a text's vector
+    depend on its batch mates, and the gate of a variant built to be invariant refuses it."""
+    manifest = load(minilm_model_dir)
+    tokenizer = Tokenizer(minilm_model_dir, manifest.max_length)
+    fp32 = minilm_model_dir / manifest.variants["fp32"].file
+    plan = next(p for p in precision.int8_plans(fp32) if not p.static)
+    dynamic = tmp_path / "dynamic.onnx"
+    precision.quantize_dynamic_int8(fp32, dynamic, plan)
+    texts = corpus.invariance_texts()
+    diff = batch_variation(OnnxEncoder(dynamic, tokenizer, manifest.inputs), texts)
+    assert diff > BATCH_MAX_ABS_DIFF
+    vectors = OnnxEncoder(fp32, tokenizer, manifest.inputs)(texts)
+    verdict = judge("int8", vectors, vectors, recall=1.0, batch_diff=diff)
+    assert not verdict.passed and "not batch-invariant" in verdict.failures[0]
+    static = OnnxEncoder(minilm_model_dir / manifest.variants["int8"].file, tokenizer, manifest.inputs)
+    assert batch_variation(static, texts) <= BATCH_MAX_ABS_DIFF
+
+
 def test_fusions_recorded_match_the_graph(minilm_model_dir: Path) -> None:
     fp32 = load(minilm_model_dir).variants["fp32"]
     ops: dict[str, int] = {}
@@ -81,11 +115,13 @@ def test_tokenizer_json_truncates_to_max_length(minilm_model_dir: Path) -> None:
 def test_variant_matches_sentence_transformers(
     minilm_model_dir: Path, minilm_checkpoint: Path, variant: str
 ) -> None:
-    """An independent check of the gate: the shipped file against ST's own normalised output."""
+    """An independent check of the gate: the shipped file against ST's own normalised output,
+    on the gate's texts and on three others (a mean over three texts is not the gate)."""
     from sentence_transformers import SentenceTransformer
 
     manifest = load(minilm_model_dir)
-    texts = ["how big", "Der schnelle braune Fuchs.", "word " * 400]
+    others = ["how big", "Der schnelle braune Fuchs.", "word " * 400]
+    texts = [*corpus.parity_texts(), *others]
     encoder = OnnxEncoder(
         minilm_model_dir / manifest.variants[variant].file,
         Tokenizer(minilm_model_dir, manifest.max_length),
@@ -100,4 +136,19 @@ def test_variant_matches_sentence_transformers(
     if variant == "fp32":
         assert cosines.min() >= FP32_MIN_COSINE
     else:
-        assert cosines.mean() >= REDUCED_MEAN_COSINE
+        assert cosines[: -len(others)].mean() >= REDUCED_MEAN_COSINE
+        assert cosines[-len(others) :].min() >= 0.98
+
+
+def test_compare_prints_the_figures_of_each_graph(
+    minilm_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from export.compare import main
+
+    extra = minilm_model_dir / "model.onnx"
+    assert main([str(minilm_model_dir), str(extra), "--texts", "8", "--rounds", "1", "--threads", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["fp32", "int8", str(extra)]
+    assert "batch variation" in lines[1] and "8 passages in" in lines[1] and "1 threads" in lines[1]
+    assert "cos to fp32 mean 1.0000" in lines[2]
+    assert main([str(minilm_model_dir.parent / "missing")]) == 2

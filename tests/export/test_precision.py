@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from export import precision
@@ -79,10 +80,16 @@ def test_matmuls_without_constant_weights_stay_fp32(tmp_path: Path) -> None:
 
 def test_plans_without_fused_attention(tmp_path: Path) -> None:
     plans = precision.int8_plans(_ffn_graph(tmp_path / "ffn.onnx", fused_gelu=True))
-    assert [p.op_types for p in plans] == [("MatMul",), ("MatMul",)]
-    assert plans[0].keep_fp32 == ("scores",)
-    assert plans[1].keep_fp32 == ("scores", "down")
-    assert "1 FFN down-projection" in plans[1].label
+    static = [p for p in plans if p.static]
+    dynamic = [p for p in plans if not p.static]
+    assert plans == static + dynamic, "static plans come first"
+    calibrations = list(precision.CALIBRATIONS)
+    assert [p.calibration for p in static] == calibrations * 2
+    assert all(p.op_types == ("MatMul",) for p in plans)
+    assert [p.keep_fp32 for p in static] == [("scores",)] * 2 + [("scores", "down")] * 2
+    assert [p.keep_fp32 for p in dynamic] == [("scores",), ("scores", "down")]
+    assert "1 FFN down-projection" in dynamic[1].label and dynamic[1].label.startswith("dynamic")
+    assert all(p.label.startswith(f"static, {p.calibration} calibration") for p in static)
 
 
 def test_smoothing_is_exact_in_fp32_and_evens_out_channels(tmp_path: Path) -> None:
@@ -106,9 +113,9 @@ def test_smoothing_is_exact_in_fp32_and_evens_out_channels(tmp_path: Path) -> No
 
 def test_quantized_graph_runs_and_keeps_excluded_nodes(tmp_path: Path) -> None:
     source = _ffn_graph(tmp_path / "ffn.onnx", fused_gelu=False)
-    plans = precision.int8_plans(source)
+    plan = next(p for p in precision.int8_plans(source) if not p.static and "down" in p.keep_fp32)
     target = tmp_path / "int8.onnx"
-    precision.quantize_int8(source, target, plans[1])
+    precision.quantize_dynamic_int8(source, target, plan)
     ops = {n.name: n.op_type for n in onnx.load(str(target)).graph.node}
     assert ops["down"] == "MatMul" and ops["scores"] == "MatMul"
     assert "MatMulInteger" in ops.values()
@@ -116,3 +123,72 @@ def test_quantized_graph_runs_and_keeps_excluded_nodes(tmp_path: Path) -> None:
     y_fp32, y_int8 = _run(source, x)[0], _run(target, x)[0]
     cos = (y_fp32 * y_int8).sum() / np.linalg.norm(y_fp32) / np.linalg.norm(y_int8)
     assert cos > 0.99
+
+
+def _rows(seed: int) -> np.ndarray:
+    """Four rows of different scales: per-batch activation ranges then depend on the batch."""
+    x = np.random.default_rng(seed).normal(size=(4, 5, HIDDEN)).astype(np.float32)
+    return x * np.array([0.2, 1.0, 3.0, 0.5], dtype=np.float32)[:, None, None]
+
+
+def _static(tmp_path: Path, method: precision.Calibration, keep_down: bool = True) -> Path:
+    source = _ffn_graph(tmp_path / "ffn.onnx", fused_gelu=False)
+    typed = tmp_path / "typed.onnx"
+    precision.typed_for_quantisation(source, typed)
+    plan = next(
+        p
+        for p in precision.int8_plans(source)
+        if p.calibration == method and ("down" in p.keep_fp32) == keep_down
+    )
+    feeds = ({"x": _rows(seed)[i : i + 1]} for seed in range(4) for i in range(4))
+    ranges = precision.calibrate(typed, feeds, method, tmp_path / f"ranges-{method}.json")
+    target = tmp_path / f"static-{method}.onnx"
+    precision.quantize_static_int8(typed, target, plan, ranges)
+    return target
+
+
+@pytest.mark.parametrize("method", precision.CALIBRATIONS)
+def test_static_quantisation_is_close_and_keeps_excluded_nodes(tmp_path: Path, method: str) -> None:
+    target = _static(tmp_path, method)  # type: ignore[arg-type]
+    model = onnx.load(str(target))
+    ops = {n.name: n.op_type for n in model.graph.node}
+    assert ops["down"] == "MatMul" and ops["scores"] == "MatMul"
+    assert "QuantizeLinear" in ops.values() and "DequantizeLinear" in ops.values()
+    producers = {out: n.op_type for n in model.graph.node for out in n.output}
+    matmuls = {n.name: n for n in model.graph.node if n.op_type == "MatMul"}
+    assert [producers.get(i) for i in matmuls["up"].input] == ["DequantizeLinear", "DequantizeLinear"]
+    assert [producers.get(i) for i in matmuls["down"].input] != ["DequantizeLinear", "DequantizeLinear"]
+    # MatMul outputs stay float: no QuantizeLinear reads them.
+    consumers = {i: n.op_type for n in model.graph.node for i in n.input}
+    assert consumers.get(matmuls["up"].output[0]) != "QuantizeLinear"
+    x = _rows(9)
+    source = tmp_path / "ffn.onnx"
+    for y_fp32, y_int8 in zip(_run(source, x)[:2], _run(target, x)[:2], strict=True):
+        cos = (
+            (y_fp32 * y_int8).sum(axis=-1) / np.linalg.norm(y_fp32, axis=-1) / np.linalg.norm(y_int8, axis=-1)
+        )
+        assert cos.mean() > 0.99
+
+
+def test_static_int8_is_batch_invariant_and_dynamic_is_not(tmp_path: Path) -> None:
+    x = _rows(7)
+    static = _static(tmp_path, "minmax")
+    together = _run(static, x)[0]
+    alone = np.concatenate([_run(static, x[i : i + 1])[0] for i in range(len(x))])
+    assert np.abs(together - alone).max() == 0.0
+    source = tmp_path / "ffn.onnx"
+    plan = next(p for p in precision.int8_plans(source) if not p.static and "down" not in p.keep_fp32)
+    dynamic = tmp_path / "dynamic.onnx"
+    precision.quantize_dynamic_int8(source, dynamic, plan)
+    together = _run(dynamic, x)[0]
+    alone = np.concatenate([_run(dynamic, x[i : i + 1])[0] for i in range(len(x))])
+    assert np.abs(together - alone).max() > 1e-3
+
+
+def test_calibration_failure_is_an_export_error(tmp_path: Path) -> None:
+    from export.errors import ExportError
+
+    typed = tmp_path / "typed.onnx"
+    precision.typed_for_quantisation(_ffn_graph(tmp_path / "ffn.onnx", fused_gelu=False), typed)
+    with pytest.raises(ExportError, match="calibration"):
+        precision.calibrate(typed, [{"nope": np.zeros(1, dtype=np.float32)}], "minmax", tmp_path / "r.json")

@@ -40,20 +40,33 @@ async def test_server_matches_sentence_transformers(make_client, reference: np.n
     assert cos.min() >= 0.99999, cos
 
 
-def test_padding_does_not_change_a_vector(minilm_model_dir: Path) -> None:
+@pytest.mark.parametrize("variant", ["fp32", "int8"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_padding_and_batch_mates_do_not_change_a_vector(
+    minilm_model_dir: Path, variant: str, threads: int
+) -> None:
     manifest = load(minilm_model_dir)
-    config = SessionConfig(device="cpu", intra_op_threads=1, inter_op_threads=1, trt_cache_dir=Path("unused"))
+    config = SessionConfig(
+        device="cpu", intra_op_threads=threads, inter_op_threads=1, trt_cache_dir=Path("unused")
+    )
     plan = providers.plan("cpu", ["CPUExecutionProvider"])
-    session = OrtSession(minilm_model_dir, manifest, manifest.variants["fp32"], plan, config)
+    session = OrtSession(minilm_model_dir, manifest, manifest.variants[variant], plan, config)
     tok = Tokenizer(minilm_model_dir, manifest.max_length)
     ids = tok.encode(TEXTS).ids
-    alone = session.run(collate([ids[0]], tok.pad_id, session.input_names))
-    mixed = session.run(collate([ids[4], ids[0], ids[3]], tok.pad_id, session.input_names))
-    assert np.abs(mixed[1] - alone[0]).max() <= 1e-5
+    alone = [session.run(collate([row], tok.pad_id, session.input_names))[0] for row in ids]
+    worst = 0.0
+    for shift in range(len(TEXTS)):
+        order = [(i + shift) % len(TEXTS) for i in range(len(TEXTS))]
+        # Every position among all the others, then pairs padded to different lengths.
+        for rows in (order, order[:2], order[:3]):
+            together = session.run(collate([ids[i] for i in rows], tok.pad_id, session.input_names))
+            worst = max(worst, max(float(np.abs(together[k] - alone[i]).max()) for k, i in enumerate(rows)))
+    assert worst <= 1e-5
 
 
-async def test_vectors_do_not_depend_on_batch_mates_or_concurrency(make_client) -> None:
-    client, _ = await make_client()
+@pytest.mark.parametrize("variant", ["fp32", "int8"])
+async def test_vectors_do_not_depend_on_batch_mates_or_concurrency(make_client, variant: str) -> None:
+    client, _ = await make_client(variant=variant)
     solo = [np.array((await client.post("/embed", json={"inputs": t})).json()[0]) for t in TEXTS]
     rotated = TEXTS[3:] + TEXTS[:3]
     requests = [client.post("/embed", json={"inputs": [t, *rotated]}) for t in TEXTS for _ in range(3)]
@@ -63,6 +76,14 @@ async def test_vectors_do_not_depend_on_batch_mates_or_concurrency(make_client) 
         assert np.abs(got[0] - solo[k // 3]).max() <= 1e-5
         for j, t in enumerate(rotated):
             assert np.abs(got[j + 1] - solo[TEXTS.index(t)]).max() <= 1e-5
+
+
+async def test_auto_serves_the_batch_invariant_int8_on_cpu(make_client) -> None:
+    client, _ = await make_client(variant="auto", device="cpu")
+    info = (await client.get("/info")).json()
+    assert info["variant"] == "int8"
+    assert info["batch_invariant"] is True
+    assert 0.0 <= info["batch_max_abs_diff"] <= 1e-5
 
 
 async def test_int8_variant_is_close_to_reference(make_client, reference: np.ndarray) -> None:
