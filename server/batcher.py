@@ -168,12 +168,18 @@ class _Group:
     sessions: Sequence[Session]
     lanes: frozenset[Lane]
     throughput: Throughput
+    lock: threading.Lock
+    """The batcher's one lock, shared by every group's condition."""
     nice: int = 0
     slot: queue.Queue[Batch | None] = field(default_factory=queue.Queue)
     credits: threading.Semaphore = field(init=False)
+    work: threading.Condition = field(init=False)
+    """Notified when work of the group's lanes is queued: only this group's assembler wakes
+    (each wake-up takes the GIL from the event loop)."""
 
     def __post_init__(self) -> None:
         self.credits = threading.Semaphore(len(self.sessions))
+        self.work = threading.Condition(self.lock)
 
 
 class Batcher:
@@ -205,16 +211,16 @@ class Batcher:
         self._observer = observer
         self._lower_priority = lower_priority
         self._scheduler = Scheduler(limits)
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._jobs = 0
         self._closed = False
         if interactive:
             self._groups = [
-                _Group("interactive", interactive, INTERACTIVE_ONLY, Throughput()),
-                _Group("bulk", sessions, BULK_ONLY, self.throughput, nice=bulk_nice),
+                _Group("interactive", interactive, INTERACTIVE_ONLY, Throughput(), lock=self._lock),
+                _Group("bulk", sessions, BULK_ONLY, self.throughput, nice=bulk_nice, lock=self._lock),
             ]
         else:
-            self._groups = [_Group("shared", sessions, BOTH_LANES, self.throughput)]
+            self._groups = [_Group("shared", sessions, BOTH_LANES, self.throughput, lock=self._lock)]
         self._threads: list[threading.Thread] = []
         for group in self._groups:
             self._threads.append(
@@ -256,13 +262,13 @@ class Batcher:
         tokens = sum(len(row) for row in ids)
         lane = self._scheduler.lane_for(tokens, lane)
         job = Job(loop, len(ids), self.dims, lane)
-        with self._cond:
+        with self._lock:
             if self._closed:
                 raise Unavailable("the server is shutting down; retry on another replica")
             self._scheduler.check_admission(lane, tokens, self._jobs, timeout, self._rate(lane))
             job.items = self._scheduler.admit(job, lane, ids)
             self._jobs += 1
-            self._cond.notify_all()
+            self._wake(lane)
         job.future.add_done_callback(lambda _f: self._finished())
         return job
 
@@ -270,14 +276,14 @@ class Batcher:
         """Refuse at once what admission would refuse whatever the request's size: closing
         (Unavailable), or more work ahead of ``lane`` than ``timeout`` (DeadlineExceeded).
         Called before tokenizing, so that a refused request costs no tokenizer work."""
-        with self._cond:
+        with self._lock:
             if self._closed:
                 raise Unavailable("the server is shutting down; retry on another replica")
             self._scheduler.check_wait(lane, self._jobs, timeout, self._rate(lane))
 
     def cancel(self, job: Job) -> None:
         """Drop a job's items that are still queued (client gone or deadline passed)."""
-        with self._cond:
+        with self._lock:
             if job.cancelled:
                 return
             job.cancelled = True
@@ -286,7 +292,7 @@ class Batcher:
             job.future.cancel()
 
     def _finished(self) -> None:
-        with self._cond:
+        with self._lock:
             self._jobs -= 1
 
     @property
@@ -308,7 +314,7 @@ class Batcher:
         Used when the drain grace period is about to end: those requests get a clear,
         retryable answer instead of being cut off. Batches already running finish.
         """
-        with self._cond:
+        with self._lock:
             jobs = self._scheduler.drop_all()
         for job in jobs:
             job._fail(error)
@@ -316,9 +322,10 @@ class Batcher:
 
     def close(self, timeout: float | None = None) -> None:
         """Stop admission, let the threads finish what is queued, and join them."""
-        with self._cond:
+        with self._lock:
             self._closed = True
-            self._cond.notify_all()
+            for group in self._groups:
+                group.work.notify_all()
         for thread in self._threads:
             thread.join(timeout)
 
@@ -333,13 +340,13 @@ class Batcher:
 
     def _take(self, group: _Group) -> Batch | None:
         """Block until a batch of the group's lanes can be formed; None once closed and empty."""
-        with self._cond:
+        with self._lock:
             if Lane.BULK in group.lanes:  # the queue's pace is bulk's
                 self._scheduler.pace(group.throughput.tokens_per_second)
             while (batch := self._scheduler.next_batch(group.lanes)) is None:
                 if self._closed:
                     return None
-                self._cond.wait()
+                group.work.wait()
             return batch
 
     # ---- worker threads --------------------------------------------------------------
@@ -360,12 +367,18 @@ class Batcher:
             self._run(group, session, batch)
 
     def _requeue_if_interactive_waits(self, batch: Batch) -> bool:
-        with self._cond:
+        with self._lock:
             if self._closed or not self._scheduler.yields_to_interactive(batch):
                 return False
             self._scheduler.requeue(batch, [item for item in batch.items if not item.job.cancelled])
-            self._cond.notify_all()
+            self._wake(batch.lane)
             return True
+
+    def _wake(self, lane: Lane) -> None:
+        """Wake the assemblers that serve ``lane`` (the lock is held)."""
+        for group in self._groups:
+            if lane in group.lanes:
+                group.work.notify()
 
     def _run(self, group: _Group, session: Session, batch: Batch) -> None:
         started = time.perf_counter()

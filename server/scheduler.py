@@ -110,8 +110,10 @@ class Batch:
     """Never put back: a bulk batch chosen while interactive work waited (bulk's turn), or
     one for a worker that serves no interactive work."""
     turns_before: int = 0
-    """Interactive batches since bulk's last turn, before this batch was chosen (a bulk
-    batch put back restores it: it did not run, so bulk's turn is still owed)."""
+    """Interactive batches since bulk's last turn, before this batch was chosen."""
+    bulk_pick: int = 0
+    """Which bulk pick this batch was (a bulk batch put back undoes its pick, if no later
+    bulk batch was picked: it did not run, so bulk's turn is still owed)."""
 
     @property
     def lengths(self) -> list[int]:
@@ -203,6 +205,7 @@ class Scheduler:
         self._lanes = {lane: _LaneQueue() for lane in Lane}
         self._seq = itertools.count()
         self._since_bulk = 0
+        self._bulk_picks = 0
         self.horizon = HORIZON_BATCHES * limits.max_batch_tokens
         """Tokens admitted after a batch's anchor that may join it (see :meth:`pace`)."""
 
@@ -311,7 +314,11 @@ class Scheduler:
         owed = lane is Lane.BULK and (
             Lane.INTERACTIVE not in lanes or self._lanes[Lane.INTERACTIVE].count > 0
         )
-        return Batch(lane, self._window(self._lanes[lane]), owed=owed, turns_before=turns)
+        batch = Batch(lane, self._window(self._lanes[lane]), owed=owed, turns_before=turns)
+        if lane is Lane.BULK and lanes == BOTH_LANES:  # a pick that took bulk's turn
+            self._bulk_picks += 1
+            batch.bulk_pick = self._bulk_picks
+        return batch
 
     def yields_to_interactive(self, batch: Batch) -> bool:
         """Whether a prepared batch should go back: bulk, not owed, with interactive waiting."""
@@ -323,8 +330,9 @@ class Scheduler:
         queue = self._lanes[batch.lane]
         for item in items:
             queue.push(item)
-        if batch.lane is Lane.BULK:
-            self._since_bulk = batch.turns_before
+        if batch.bulk_pick and batch.bulk_pick == self._bulk_picks:
+            # Undo the pick: the turns counted before it, plus the interactive ones since.
+            self._since_bulk += batch.turns_before
 
     def _pick_lane(self, lanes: frozenset[Lane]) -> Lane | None:
         interactive, bulk = (lane in lanes and self._lanes[lane].count > 0 for lane in Lane)

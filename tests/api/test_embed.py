@@ -299,7 +299,7 @@ async def test_draining_refuses_new_work_and_flips_readiness(make_client) -> Non
 
 
 async def test_a_request_the_queue_cannot_start_in_time_is_refused_before_tokenizing(make_client) -> None:
-    client, session = await make_client(fake=True)
+    client, session = await make_client(fake=True, max_batch_size=1)  # a prepared batch takes one text
     app_engine = client._transport.app.state.embed.engine  # type: ignore[attr-defined]
     session.gate.clear()
     bulk = {"params": {"priority": "bulk"}}
