@@ -152,3 +152,28 @@ def test_compare_prints_the_figures_of_each_graph(
     assert "batch variation" in lines[1] and "8 passages in" in lines[1] and "1 threads" in lines[1]
     assert "cos to fp32 mean 1.0000" in lines[2]
     assert main([str(minilm_model_dir.parent / "missing")]) == 2
+
+
+def test_without_a_static_plan_the_dynamic_int8_ships_marked_not_invariant(
+    minilm_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fallback: a dynamic int8 that passes parity is written with ``batch_invariant``
+    false, and the server's ``auto`` then serves fp32 on CPU."""
+    import io
+
+    from export.pipeline import ExportOptions, Progress, export_model
+    from server.session import choose_variant
+
+    every_plan = precision.int8_plans
+    monkeypatch.setattr(precision, "int8_plans", lambda path: [p for p in every_plan(path) if not p.static])
+    log = io.StringIO()
+    options = ExportOptions(variants=("fp32", "int8"), required=frozenset({"fp32", "int8"}))
+    manifest = export_model(minilm_checkpoint, tmp_path / "dynamic", options, Progress(log))
+    int8 = manifest.variants["int8"]
+    assert int8.notes.startswith("dynamic int8")
+    assert int8.batch_invariant is False
+    assert int8.batch_max_abs_diff is not None and int8.batch_max_abs_diff > BATCH_MAX_ABS_DIFF
+    assert manifest.variants["fp32"].batch_invariant is True
+    assert "NOT batch-invariant" in log.getvalue()
+    assert load(tmp_path / "dynamic") == manifest
+    assert choose_variant(manifest, "auto", on_gpu=False).name == "fp32"
