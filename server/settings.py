@@ -49,7 +49,8 @@ class Settings:
     variant: VariantChoice = field(
         default="auto",
         metadata=_doc(
-            "model precision: auto picks fp16 on GPU, the best gated variant (int8, else fp32) on CPU"
+            "model precision: auto picks fp16 on GPU, the best gated batch-invariant variant (int8, "
+            "else fp32) on CPU; a variant named here is served even if not batch-invariant (warned)"
         ),
     )
     device: Device = field(
