@@ -101,8 +101,9 @@ _EMBED_PARAMETERS: tuple[Schema, ...] = (
         "in": "header",
         "required": False,
         "description": "seconds this request may wait before its texts start (503 after); work that "
-        "has started is finished",
-        "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 600},
+        "has started is finished. The server takes any value in (0, 600]; under 1 s a request "
+        "may be refused before it is even tokenized",
+        "schema": {"type": "number", "minimum": 1, "maximum": 600},
     },
 )
 _STATUS: Schema = {

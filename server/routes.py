@@ -138,10 +138,12 @@ def priority(request: Request, key_default: Lane | None = None) -> Lane | None:
     """The class the caller states: ``?priority=`` in the URL (where Elasticsearch's endpoint
     ``url`` can carry it), else the ``X-Embed-Priority`` header, else its key's class; None
     leaves it to size."""
-    raw = request.query_params.get("priority") or request.headers.get(PRIORITY_HEADER)
+    raw = request.query_params.get("priority")
+    if raw is None:
+        raw = request.headers.get(PRIORITY_HEADER)
     if raw is None:
         return key_default
-    lane = PRIORITIES.get(raw.strip().lower())
+    lane = PRIORITIES.get(raw)
     if lane is None:
         raise ValidationError(
             f"priority must be one of {', '.join(PRIORITIES)}, got {raw[:40]!r}", param="priority"

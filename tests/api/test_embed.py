@@ -275,8 +275,11 @@ async def test_an_unknown_priority_is_422(make_client) -> None:
     assert r.status_code == 422 and "priority" in r.json()["error"]
     o = await client.post("/v1/embeddings", json={"input": "x"}, headers={"x-embed-priority": "now"})
     assert o.status_code == 422 and o.json()["error"]["param"] == "priority"
-    ok = await client.post("/embed?priority=BULK", json={"inputs": "x"}, headers={"x-embed-priority": "nope"})
+    ok = await client.post("/embed?priority=bulk", json={"inputs": "x"}, headers={"x-embed-priority": "nope"})
     assert ok.status_code == 200  # the URL's parameter wins over the header
+    for odd in ("BULK", "", " bulk"):  # exactly the documented values
+        r = await client.post("/embed", params={"priority": odd}, json={"inputs": "x"})
+        assert r.status_code == 422, odd
 
 
 async def test_inference_failure_is_500_and_server_keeps_serving(make_client) -> None:

@@ -596,8 +596,8 @@ def test_pipeline_ingest_under_es_and_inference_faults_indexes_each_chunk_once(b
     late_read = faults.hold_requests(r"/_mget$")
     faults.fail_bulk_items(status=429, times=1, count=4)
     faults.fail_bulk_items(status=503, times=1, count=2)
-    # The _inference endpoint retries 3 times: 2 x 503 + 2 x 429 exhaust it for one chunk (the
-    # item fails with 429 and rag retries it), the last 2 x 429 are absorbed for the next.
+    # Elasticsearch makes at most 3 attempts per inference call: 503, 503, 429 exhaust them for
+    # one chunk and 429, 429, 429 for the next (each item fails with 429, rag re-drives both).
     bench.embed.fail_next(503, times=2, path="/embed")
     bench.embed.fail_next(429, times=4, path="/embed", retry_after=0)
     calls_before = len(bench.es.inference_calls)
@@ -612,8 +612,8 @@ def test_pipeline_ingest_under_es_and_inference_faults_indexes_each_chunk_once(b
     assert late_read.finished.wait(30)
 
     assert (summary.docs, summary.chunks, summary.failed) == (DOCS, 120, {})
-    # 4 (429) + 2 (503) items, and the document whose inference failed with 429.
-    assert summary.retried == 7
+    # 4 (429) + 2 (503) items, and the two documents whose inference failed with 429.
+    assert summary.retried == 8
     assert inference_calls == 120 + 6
     assert not faults.requests and not faults.items and not bench.embed.faults
     audit = audit_pipeline(bench.es, store, settings.index, bench.corpus, bench.embed.dims)
