@@ -338,7 +338,7 @@ class Engine:
         vectors = pooling.finish(job.future.result(), options.dimensions, options.normalize)
         timings.postprocess = time.perf_counter() - post
         timings.total = time.perf_counter() - start
-        self._record(timings, len(texts), encoded.total_tokens)
+        self._record(timings, len(texts), encoded.total_tokens, job.lane)
         return Embedded(vectors=vectors, tokens=encoded.total_tokens, timings=timings)
 
     async def _wait(self, job: Job, timeout: float, gone: asyncio.Future[Any] | None) -> None:
@@ -360,7 +360,11 @@ class Engine:
             retry_after=max(1.0, self.batcher.estimated_wait()),
         )
 
-    def _record(self, timings: Timings, texts: int, tokens: int) -> None:
+    def _record(self, timings: Timings, texts: int, tokens: int, lane: Lane) -> None:
+        name = lane.name.lower()
+        self.metrics.lane_seconds.labels(name, "queue").observe(timings.queue)
+        self.metrics.lane_seconds.labels(name, "total").observe(timings.total)
+        self.metrics.lane_texts.labels(name).inc(texts)
         stage = self.metrics.stage_seconds
         stage.labels("tokenize").observe(timings.tokenize)
         stage.labels("queue").observe(timings.queue)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 STAGES = ("tokenize", "queue", "inference", "postprocess", "total")
+LANES = ("interactive", "bulk")
+"""The ``lane`` label: the priority class a request ran in (server/scheduler.py's Lane)."""
 REJECT_REASONS = (
     "validation",
     "payload",
@@ -34,6 +36,8 @@ class Metrics:
     registry: CollectorRegistry
     requests: Counter
     stage_seconds: Histogram
+    lane_seconds: Histogram
+    lane_texts: Counter
     queue_requests: Gauge
     queue_tokens: Gauge
     inflight: Gauge
@@ -60,6 +64,14 @@ class Metrics:
                 buckets=_LATENCY_BUCKETS,
                 registry=r,
             ),
+            lane_seconds=Histogram(
+                "embed_lane_seconds",
+                "Seconds per request by priority class: queue wait and total",
+                ["lane", "stage"],
+                buckets=_LATENCY_BUCKETS,
+                registry=r,
+            ),
+            lane_texts=Counter("embed_lane_texts", "Texts embedded by priority class", ["lane"], registry=r),
             queue_requests=Gauge("embed_queue_requests", "Requests admitted and not finished", registry=r),
             queue_tokens=Gauge("embed_queue_tokens", "Tokens queued and not yet in a batch", registry=r),
             inflight=Gauge("embed_inflight_requests", "HTTP requests being served", registry=r),

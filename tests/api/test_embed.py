@@ -322,3 +322,13 @@ async def test_a_request_the_queue_cannot_start_in_time_is_refused_before_tokeni
     assert "more than this request's deadline" in r.json()["error"] and calls == []
     session.gate.set()
     assert [x.status_code for x in await asyncio.gather(running, *waiting)] == [200] * 4
+
+
+async def test_metrics_count_each_class(make_client) -> None:
+    client, _ = await make_client(fake=True)
+    await client.post("/embed", json={"inputs": "a query"})
+    await client.post("/embed?priority=bulk", json={"inputs": ["one", "two"]})
+    text = (await client.get("/metrics")).text
+    assert 'embed_lane_texts_total{lane="interactive"} 1.0' in text
+    assert 'embed_lane_texts_total{lane="bulk"} 2.0' in text
+    assert 'embed_lane_seconds_count{lane="bulk",stage="queue"} 1.0' in text

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from server.metrics import REJECT_REASONS, STAGES, Metrics
+from server.metrics import LANES, REJECT_REASONS, STAGES, Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "embed-server.json"
@@ -37,8 +37,8 @@ KEYWORDS = {
     "unless",
     "offset",
 }
-LABELS = {"le", "stage", "route", "status", "reason", "instance", "job"}
-LABEL_VALUES = {"stage": set(STAGES), "reason": set(REJECT_REASONS)}
+LABELS = {"le", "stage", "route", "status", "reason", "instance", "job", "lane"}
+LABEL_VALUES = {"stage": set(STAGES), "reason": set(REJECT_REASONS), "lane": set(LANES)}
 _MATCHER = re.compile(r'([A-Za-z_]\w*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"')
 _GROUPING = re.compile(r"\b(by|without|on|ignoring)\s*\(([^)]*)\)")
 _IDENT = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*(\s*\()?")
@@ -138,7 +138,8 @@ def test_the_dashboard_covers_what_operators_watch(dashboard: dict[str, Any]) ->
     for needed in ("embed_texts_total", "embed_tokens_total", "embed_queue_requests", "embed_queue_tokens",
                    "embed_batch_size_bucket", "embed_batch_tokens_sum", "embed_padding_ratio_sum",
                    'embed_rejected_total{job=~"$job", instance=~"$instance", reason="queue_full"}',
-                   "embed_inflight_requests"):  # fmt: skip
+                   "embed_inflight_requests", "embed_lane_seconds_bucket",
+                   "embed_lane_texts_total"):  # fmt: skip
         assert needed in text, needed
     titles = {panel["title"] for panel in dashboard["panels"]}
     assert "429 rate (queue full)" in titles
