@@ -46,6 +46,7 @@ from bench.loadgen import (
     summarize,
 )
 from bench.schedule import poisson_arrivals
+from bench.stats import ratio
 
 Json = dict[str, Any]
 QUERY_RATE = 4.0
@@ -156,7 +157,7 @@ def profiles(
     out["ratios"] = ratios(idle, alone, out["mixed"])
     steady = alone[SEMANTIC_TEXT.name]["texts_per_s"]
     out["burst"] = run(_burst(SEMANTIC_TEXT.target(auth), passages, steady, max(2.0, seconds / 5), endpoint))
-    out["ratios"]["burst_goodput_over_steady"] = _ratio(out["burst"]["goodput_texts_per_s"], steady)
+    out["ratios"]["burst_goodput_over_steady"] = ratio(out["burst"]["goodput_texts_per_s"], steady)
     log(
         f"burst: {out['burst']['requests']} x {SEMANTIC_TEXT.per_request} texts at once, deadline "
         f"{out['burst']['request_timeout_s']:.0f}s: done in {out['burst']['wall_s']:.1f}s, "
@@ -251,25 +252,15 @@ def ratios(idle: Json, alone: dict[str, Json], mixed: Sequence[Json]) -> Json:
             m["shape"]: {
                 "query_p50_ms": m["query_under_ingest"]["latency"]["p50_ms"],
                 "query_p99_ms": m["query_under_ingest"]["latency"]["p99_ms"],
-                "p99_over_idle": _ratio(m["query_under_ingest"]["latency"]["p99_ms"], idle_p99),
-                "ingest_share": _ratio(
-                    m["ingest_with_queries"]["texts_per_s"], m["ingest_alone_texts_per_s"]
-                ),
+                "p99_over_idle": ratio(m["query_under_ingest"]["latency"]["p99_ms"], idle_p99),
+                "ingest_share": ratio(m["ingest_with_queries"]["texts_per_s"], m["ingest_alone_texts_per_s"]),
             }
             for m in mixed
         },
-        "one_chunk_over_twenty": {
-            s.name: _ratio(alone[s.name]["texts_per_s"], semantic) for s in ES_PIPELINE
-        },
+        "one_chunk_over_twenty": {s.name: ratio(alone[s.name]["texts_per_s"], semantic) for s in ES_PIPELINE},
     }
 
 
 def _arrivals(rate: float, seconds: float, seed: int) -> list[float]:
     """A Poisson schedule, or one request at once where a short phase drew none."""
     return poisson_arrivals(rate, seconds, seed) or [0.0]
-
-
-def _ratio(a: float | None, b: float | None) -> float | None:
-    if a is None or b is None or not b or a != a or b != b:
-        return None
-    return a / b

@@ -263,8 +263,7 @@ class Batcher:
         lane = self._scheduler.lane_for(tokens, lane)
         job = Job(loop, len(ids), self.dims, lane)
         with self._lock:
-            if self._closed:
-                raise Unavailable("the server is shutting down; retry on another replica")
+            self._refuse_if_closed()
             self._scheduler.check_admission(lane, tokens, self._jobs, timeout, self._rate(lane))
             job.items = self._scheduler.admit(job, lane, ids)
             self._jobs += 1
@@ -277,9 +276,13 @@ class Batcher:
         (Unavailable), or more work ahead of ``lane`` than ``timeout`` (DeadlineExceeded).
         Called before tokenizing, so that a refused request costs no tokenizer work."""
         with self._lock:
-            if self._closed:
-                raise Unavailable("the server is shutting down; retry on another replica")
+            self._refuse_if_closed()
             self._scheduler.check_wait(lane, self._jobs, timeout, self._rate(lane))
+
+    def _refuse_if_closed(self) -> None:
+        """Unavailable once :meth:`close` began (the lock is held)."""
+        if self._closed:
+            raise Unavailable("the server is shutting down; retry on another replica")
 
     def cancel(self, job: Job) -> None:
         """Drop a job's items that are still queued (client gone or deadline passed)."""

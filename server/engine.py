@@ -361,10 +361,9 @@ class Engine:
         )
 
     def _record(self, timings: Timings, texts: int, tokens: int, lane: Lane) -> None:
-        name = lane.name.lower()
-        self.metrics.lane_seconds.labels(name, "queue").observe(timings.queue)
-        self.metrics.lane_seconds.labels(name, "total").observe(timings.total)
-        self.metrics.lane_texts.labels(name).inc(texts)
+        self.metrics.lane_seconds.labels(lane.label, "queue").observe(timings.queue)
+        self.metrics.lane_seconds.labels(lane.label, "total").observe(timings.total)
+        self.metrics.lane_texts.labels(lane.label).inc(texts)
         stage = self.metrics.stage_seconds
         stage.labels("tokenize").observe(timings.tokenize)
         stage.labels("queue").observe(timings.queue)

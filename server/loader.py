@@ -21,13 +21,7 @@ from server.engine import Engine
 from server.errors import StartupError
 from server.manifest import ManifestError, load
 from server.metrics import Metrics
-from server.session import (
-    OrtSession,
-    SessionConfig,
-    available_providers,
-    choose_variant,
-    cpu_count,
-)
+from server.session import OrtSession, SessionConfig, available_providers, choose_variant, cpu_count
 from server.settings import Settings
 from server.tokenizer import Tokenizer
 

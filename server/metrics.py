@@ -10,8 +10,10 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from server.scheduler import Lane
+
 STAGES = ("tokenize", "queue", "inference", "postprocess", "total")
-LANES = ("interactive", "bulk")
+LANES = tuple(lane.label for lane in Lane)
 """The ``lane`` label: the priority class a request ran in (server/scheduler.py's Lane)."""
 REJECT_REASONS = (
     "validation",

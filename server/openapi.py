@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from server import __version__
 from server.engine import Engine
+from server.scheduler import Lane
 from server.schemas import DIRECTIONS
 
 JSON = "application/json"
@@ -77,7 +78,7 @@ _ERRORS = {
     503: "loading, draining, too many requests in progress, or the deadline passed in the queue; "
     "retry after `Retry-After` seconds",
 }
-_PRIORITY: Schema = {"enum": ["interactive", "bulk"]}
+_PRIORITY: Schema = {"enum": [lane.label for lane in Lane]}
 _EMBED_PARAMETERS: tuple[Schema, ...] = (
     {
         "name": "priority",

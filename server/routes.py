@@ -130,7 +130,7 @@ def deadline(request: Request, settings: Settings) -> float:
     return value
 
 
-PRIORITIES = {"interactive": Lane.INTERACTIVE, "bulk": Lane.BULK}
+PRIORITIES = {lane.label: lane for lane in Lane}
 PRIORITY_HEADER = "x-embed-priority"
 
 

@@ -59,6 +59,11 @@ class Lane(enum.IntEnum):
     INTERACTIVE = 0
     BULK = 1
 
+    @property
+    def label(self) -> str:
+        """The class's name on the wire (``?priority=``) and in metrics (``lane``)."""
+        return self.name.lower()
+
 
 BOTH_LANES = frozenset(Lane)
 
@@ -206,8 +211,9 @@ class Scheduler:
         self._seq = itertools.count()
         self._since_bulk = 0
         self._bulk_picks = 0
-        self.horizon = HORIZON_BATCHES * limits.max_batch_tokens
+        self.horizon = 0
         """Tokens admitted after a batch's anchor that may join it (see :meth:`pace`)."""
+        self.pace(0.0)
 
     def pace(self, tokens_per_second: float) -> None:
         """Follow the measured rate (0: not measured yet): the horizon becomes
