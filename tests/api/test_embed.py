@@ -311,8 +311,11 @@ async def test_a_request_the_queue_cannot_start_in_time_is_refused_before_tokeni
     waiting = [
         asyncio.ensure_future(client.post("/embed", json={"inputs": f"more {i}"}, **bulk)) for i in range(3)
     ]
-    while app_engine.batcher.queued_tokens == 0:  # one is prepared, the others queued
+    for _ in range(6000):  # one is prepared, the others queued; a hang guard of about 60 s
+        if app_engine.batcher.queued_tokens:
+            break
         await asyncio.sleep(0.01)
+    assert app_engine.batcher.queued_tokens, "no text was ever queued"
     app_engine.batcher.throughput.record(1, 1.0)  # as if the model ran 1 token/s
     encode = app_engine.tokenizer.encode
     calls: list[int] = []
