@@ -73,8 +73,9 @@ class DashScopeEmbedder(Embedder):
             status=status,
         )
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """Unit-length vectors, ``MAX_ROWS`` texts per request, in order."""
+    def embed(self, texts: Sequence[str], bulk: bool = False) -> list[list[float]]:
+        """Unit-length vectors, ``MAX_ROWS`` texts per request, in order (Bailian has no
+        priority classes: ``bulk`` changes nothing)."""
         out: list[list[float]] = []
         for start in range(0, len(texts), MAX_ROWS):
             batch = list(texts[start : start + MAX_ROWS])
