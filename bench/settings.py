@@ -24,7 +24,7 @@ from types import UnionType
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 Suite = Literal["quick", "full"]
-PEERS = ("st", "ort", "infinity")
+PEERS = ("st", "ort", "infinity", "openvino")
 HTTP_PROFILES = ("ingest", "length", "query", "callers")
 VARIANTS = ("fp32", "int8", "fp16")
 DEFAULT_MODEL = Path("models/all-mpnet-base-v2")

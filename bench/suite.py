@@ -395,6 +395,22 @@ def _infinity(
     )
 
 
+def _openvino(
+    model: ModelDir, variants: Sequence[str], threads: int, batch_tokens: int, batch_size: int, log: Log
+) -> list[System]:
+    """OpenVINO's bare loop in each mode the variants and the CPU allow; none, with a note,
+    when openvino is not installed."""
+    from bench.systems import openvino
+
+    version = openvino.available()
+    if version is None:
+        log.note("openvino is not installed: its peer is skipped (pip install -e '.[openvino]')")
+        return []
+    chosen = openvino.modes(variants, bf16=openvino.native_bf16())
+    log.info(f"loading OpenVINO {version} ({', '.join(m.name for m in chosen) or 'no mode'}) ...")
+    return [openvino.OpenVinoLoop(model, m, threads, batch_tokens, batch_size) for m in chosen]
+
+
 def _reference(settings: BenchSettings, model: ModelDir, workload: Workload, log: Log) -> System | None:
     """sentence-transformers on the checkpoint, when it is asked for and given."""
     if "st" not in settings.preset.peers:
@@ -448,6 +464,8 @@ def start_systems(
             systems.append(_ours_http(settings, *servers[variant]))
     if settings.url:
         systems.append(_ours_http(settings, *servers["url"]))
+    if "openvino" in settings.preset.peers:
+        systems.extend(_openvino(model, variants, threads, batch_tokens, batch_size, log))
     if "infinity" in settings.preset.peers:
         peer = _infinity(settings, model, stack, log)
         if peer is not None:

@@ -8,7 +8,9 @@ the same run. Members of the family:
 - ``onnx``: plain ONNX Runtime in corpus order (a peer) and the bare engine loop (ORT plus
   the tokenizer with length-sorted, token-budget batches: the bound our server should reach);
 - ``engine``: our engine in-process (``server.engine.Engine``), no HTTP;
-- ``http``: any embedding server over HTTP (ours, or infinity-emb as a subprocess).
+- ``http``: any embedding server over HTTP (ours, or infinity-emb as a subprocess);
+- ``openvino``: the bare engine loop with OpenVINO in place of ONNX Runtime, on the same
+  ONNX files (optional: only where the ``openvino`` package is installed).
 """
 
 from __future__ import annotations

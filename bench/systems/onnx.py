@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -117,6 +118,31 @@ def pack(lengths: Sequence[int], max_tokens: int, max_size: int) -> list[list[in
     return batches
 
 
+class Forward(Protocol):
+    """A runtime behind the bare loop: the server's tokenizer and one padded batch's vectors."""
+
+    def tokenize(self, texts: Sequence[str]) -> list[Ids]: ...
+
+    def forward(self, ids: Sequence[Ids]) -> F32: ...
+
+
+def embed_packed(
+    runtime: Forward, texts: Sequence[str], max_tokens: int, max_size: int
+) -> tuple[F32, list[list[int]]]:
+    """The bare loop's pass: tokenize all, :func:`pack`, run each batch, rows back in order.
+    Returns the vectors ``[n, d]`` and each batch's token lengths (for the padding share)."""
+    ids = runtime.tokenize(texts)
+    batches = pack([len(row) for row in ids], max_tokens, max_size)
+    out: F32 | None = None
+    for batch in batches:
+        vectors = runtime.forward([ids[i] for i in batch])
+        if out is None:
+            out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+        out[batch] = vectors
+    assert out is not None
+    return out, [[len(ids[i]) for i in batch] for batch in batches]
+
+
 class BareLoop:
     """The bare engine loop: tokenize all, sort by length, pack by token budget, run."""
 
@@ -146,25 +172,13 @@ class BareLoop:
         """The same session with other batch limits (no reload)."""
         return BareLoop(self._ort.model, self.variant, 0, max_batch_tokens, max_batch_size, self._ort)
 
-    def _embed(self, texts: Sequence[str]) -> tuple[F32, list[list[int]]]:
-        ids = self._ort.tokenize(texts)
-        batches = pack([len(row) for row in ids], self.max_batch_tokens, self.max_batch_size)
-        out: F32 | None = None
-        for batch in batches:
-            vectors = self._ort.forward([ids[i] for i in batch])
-            if out is None:
-                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
-            out[batch] = vectors
-        assert out is not None
-        return out, [[len(ids[i]) for i in batch] for batch in batches]
-
     def run(self, texts: Sequence[str]) -> Pass:
         start = time.perf_counter()
-        _, lengths = self._embed(texts)
+        _, lengths = embed_packed(self._ort, texts, self.max_batch_tokens, self.max_batch_size)
         return Pass(time.perf_counter() - start, padding_ratio(lengths))
 
     def embed(self, texts: Sequence[str]) -> F32:
-        return self._embed(texts)[0]
+        return embed_packed(self._ort, texts, self.max_batch_tokens, self.max_batch_size)[0]
 
     def close(self) -> None:
         return None
