@@ -10,16 +10,19 @@
 - a JSONL corpus, one ``{"content": ...}`` object a line (optional ``"title"`` and ``"id"``);
 - a folder (searched recursively) or a single file of ``.md``, ``.txt`` or ``.rst`` documents.
 
-From a corpus, :func:`pairs_from_document` makes two kinds of pairs per section: the heading
-(prefixed with the document title when it is too short to stand alone) -> the section's first
-prose paragraph, and, for every other prose paragraph of two or more sentences, its first
-sentence -> the rest of it. Code blocks, tables, directives and list-only blocks are skipped.
-The heading or sentence used as a query is never part of its passage, so a pair cannot be
-solved by finding the query verbatim.
+From a corpus, :func:`pairs_from_document` makes two query styles per section: ``heading``,
+the heading (prefixed with the document title when it is too short to stand alone) -> the
+section's first prose paragraph, and ``sentence``, for every other prose paragraph of two or
+more sentences, its first sentence -> the rest of it. Code blocks, tables, directives and
+list-only blocks are skipped. The heading or sentence used as a query is never part of its
+passage, so a pair cannot be solved by finding the query verbatim. (A third style,
+``keywords``, is made for any passage by :mod:`finetune.keywords`.)
 
-The split is by group (the document for a corpus): groups are sorted, shuffled with a seeded
-RNG and assigned to the held-out side until it holds ``heldout_fraction`` of the pairs, so
-held-out queries come from documents the model never saw in training.
+The split is by group (the source document for a corpus): groups are sorted, shuffled with a
+seeded RNG and assigned to the held-out side until it holds ``heldout_fraction`` of the
+pairs, so held-out queries come from documents the model never saw in training. A pair
+without a group belongs to the group of its passage, and groups that share a passage text
+are one group, so no passage is ever on both sides.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ MIN_PASSAGE_CHARS = 40
 MAX_PASSAGE_CHARS = 2000
 
 DataKind = Literal["split", "pairs", "corpus"]
+CORPUS_STYLES = ("heading", "sentence")
 
 _MD_HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.+?)\s*#*\s*$")
 _RST_UNDERLINE = re.compile(r"^([=\-~^\"'`#*+:.])\1{2,}\s*$")
@@ -56,21 +60,29 @@ _LIST_ITEM = re.compile(r"^\s*([-*+]|\d+[.)])\s+")
 class Pair:
     """One training or evaluation example: ``passage`` is the text that answers ``query``.
 
-    ``group`` is the unit of the held-out split (a document, a module); empty means the pair
-    is its own group.
+    ``group`` is the unit of the held-out split (a source document, a module); empty means
+    the pair goes with its passage. ``style`` says how the query was made (``heading``,
+    ``sentence``, ``keywords``; empty for given pairs). ``negatives`` are passages that do
+    not answer the query (mined hard negatives, or given in the data).
     """
 
     query: str
     passage: str
     group: str = ""
+    style: str = ""
+    negatives: tuple[str, ...] = ()
 
     def split_key(self) -> str:
-        return self.group or self.query
+        return self.group or self.passage
 
-    def to_json(self) -> dict[str, str]:
-        data = {"query": self.query, "passage": self.passage}
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"query": self.query, "passage": self.passage}
         if self.group:
             data["group"] = self.group
+        if self.style:
+            data["style"] = self.style
+        if self.negatives:
+            data["negatives"] = list(self.negatives)
         return data
 
 
@@ -121,13 +133,23 @@ def _jsonl_objects(path: Path) -> Iterable[tuple[str, dict[str, Any]]]:
 
 
 def read_pairs(path: Path) -> list[Pair]:
-    """Read a JSONL file of ``{"query", "passage"[, "group"]}`` objects, in file order."""
+    """Read a JSONL file of ``{"query", "passage"[, "group", "style", "negatives"]}`` objects."""
     pairs = []
     for where, obj in _jsonl_objects(path):
-        group = obj.get("group", "")
-        if not isinstance(group, str):
-            raise UsageError(f"{where}: field 'group' must be a string")
-        pairs.append(Pair(_text_field(obj, "query", where), _text_field(obj, "passage", where), group))
+        group, style, negatives = obj.get("group", ""), obj.get("style", ""), obj.get("negatives", [])
+        if not isinstance(group, str) or not isinstance(style, str):
+            raise UsageError(f"{where}: fields 'group' and 'style' must be strings")
+        if not isinstance(negatives, list) or not all(isinstance(n, str) and n.strip() for n in negatives):
+            raise UsageError(f"{where}: field 'negatives' must be a list of non-empty strings")
+        pairs.append(
+            Pair(
+                _text_field(obj, "query", where),
+                _text_field(obj, "passage", where),
+                group,
+                style,
+                tuple(n.strip() for n in negatives),
+            )
+        )
     if not pairs:
         raise UsageError(f"{path} holds no pairs; write one JSON object with query and passage per line")
     return pairs
@@ -245,8 +267,11 @@ def split_sentences(paragraph: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(paragraph) if s.strip()]
 
 
-def pairs_from_document(doc: Document) -> list[Pair]:
-    """Heading -> first paragraph and first sentence -> rest-of-paragraph pairs of one document."""
+def pairs_from_document(doc: Document, styles: Sequence[str] = CORPUS_STYLES) -> list[Pair]:
+    """Heading -> first paragraph and first sentence -> rest-of-paragraph pairs of one document.
+
+    ``styles`` picks which of the two (``heading``, ``sentence``) to make.
+    """
     pairs: list[Pair] = []
     title = doc.title
     heading: str | None = title or None
@@ -267,29 +292,55 @@ def pairs_from_document(doc: Document) -> list[Pair]:
             if len(heading.split()) < MIN_QUERY_WORDS and title and title != heading:
                 query = f"{title}: {heading}"
             if len(paragraph) >= MIN_PASSAGE_CHARS:
-                pairs.append(Pair(query, _clip(paragraph), doc.id))
+                if "heading" in styles:
+                    pairs.append(Pair(query, _clip(paragraph), doc.id, "heading"))
                 continue
         sentences = split_sentences(paragraph)
         if len(sentences) < 2 or len(sentences[0].split()) < MIN_QUERY_WORDS:
             continue
         rest = " ".join(sentences[1:])
         # A rest ending in ":" introduces a code block or list that was dropped: too little to match.
-        if len(rest) >= MIN_PASSAGE_CHARS and not rest.endswith(":"):
-            pairs.append(Pair(sentences[0], _clip(rest), doc.id))
+        if len(rest) >= MIN_PASSAGE_CHARS and not rest.endswith(":") and "sentence" in styles:
+            pairs.append(Pair(sentences[0], _clip(rest), doc.id, "sentence"))
     return pairs
 
 
-def split(pairs: Sequence[Pair], heldout_fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
-    """Split pairs by group: seeded shuffle of the sorted groups, held-out side filled first.
+def split_groups(pairs: Sequence[Pair]) -> dict[int, str]:
+    """The split unit of each pair (by position): its group, merged with every group that
+    shares one of its passages, named by the smallest group name of the merged set."""
+    parent: dict[str, str] = {}
 
-    Deterministic for the same pairs, fraction and seed, whatever their input order. With
-    two or more groups and a fraction in (0, 1), both sides are non-empty.
+    def find(key: str) -> str:
+        parent.setdefault(key, key)
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    def union(a: str, b: str) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    for pair in pairs:
+        union(f"g:{pair.split_key()}", f"p:{pair.passage}")
+    return {i: find(f"g:{pair.split_key()}") for i, pair in enumerate(pairs)}
+
+
+def split(pairs: Sequence[Pair], heldout_fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
+    """Split pairs by source document: seeded shuffle of the sorted groups, held-out side first.
+
+    The unit is :func:`split_groups`' (a group, with the groups sharing a passage text), so
+    pairs of one document, or of one passage, are never on both sides. Deterministic for the
+    same pairs, fraction and seed, whatever their input order. With two or more groups and a
+    fraction in (0, 1), both sides are non-empty.
     """
     if not 0.0 <= heldout_fraction < 1.0:
         raise UsageError(f"--heldout-fraction must be in [0, 1), got {heldout_fraction}")
+    unit = split_groups(pairs)
     by_group: dict[str, list[Pair]] = {}
-    for pair in pairs:
-        by_group.setdefault(pair.split_key(), []).append(pair)
+    for i, pair in enumerate(pairs):
+        by_group.setdefault(unit[i], []).append(pair)
     groups = sorted(by_group)
     random.Random(seed).shuffle(groups)
     target = heldout_fraction * len(pairs)
@@ -300,8 +351,8 @@ def split(pairs: Sequence[Pair], heldout_fraction: float, seed: int) -> tuple[li
             break
         heldout_groups.add(group)
         taken += len(by_group[group])
-    train = [p for p in pairs if p.split_key() not in heldout_groups]
-    heldout = [p for p in pairs if p.split_key() in heldout_groups]
+    train = [p for i, p in enumerate(pairs) if unit[i] not in heldout_groups]
+    heldout = [p for i, p in enumerate(pairs) if unit[i] in heldout_groups]
     return train, heldout
 
 
@@ -311,8 +362,11 @@ def _first_object(path: Path) -> dict[str, Any]:
     raise UsageError(f"{path} is empty; it needs JSON objects with query/passage or content")
 
 
-def load(path: Path, heldout_fraction: float, seed: int) -> Split:
-    """Resolve ``--data`` to a train/held-out split (see the module docstring for the shapes)."""
+def load(path: Path, heldout_fraction: float, seed: int, styles: Sequence[str] = CORPUS_STYLES) -> Split:
+    """Resolve ``--data`` to a train/held-out split (see the module docstring for the shapes).
+
+    ``styles`` selects the query styles generated from a corpus (given pairs are kept as they are).
+    """
     if not path.exists():
         raise UsageError(f"--data {path} does not exist")
     if path.is_dir() and (path / TRAIN_FILE).is_file():
@@ -329,7 +383,7 @@ def load(path: Path, heldout_fraction: float, seed: int) -> Split:
                 f"its keys are {sorted(first)}"
             )
     documents = read_documents(path)
-    pairs = [pair for doc in documents for pair in pairs_from_document(doc)]
+    pairs = [pair for doc in documents for pair in pairs_from_document(doc, styles)]
     if len(pairs) < 2:
         raise UsageError(
             f"{path}: only {len(pairs)} pair(s) could be generated from {len(documents)} document(s); "

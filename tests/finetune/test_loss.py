@@ -35,8 +35,27 @@ def test_matches_sentence_transformers_mnrl_and_matryoshka_sum() -> None:
     assert float(in_batch_negatives(queries, passages, dims=(32, 16, 8))) == pytest.approx(expected, rel=1e-5)
 
 
+def test_hard_negative_columns_match_sentence_transformers_triplets() -> None:
+    losses = pytest.importorskip("sentence_transformers.sentence_transformer.losses")
+    generator = torch.Generator().manual_seed(1)
+    queries, positives, negatives = (torch.randn(5, 16, generator=generator) for _ in range(3))
+    reference = losses.MultipleNegativesRankingLoss(model=None)
+    expected = float(reference.compute_loss_from_embeddings([queries, positives, negatives], None))
+    got = in_batch_negatives(queries, torch.cat([positives, negatives]))
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+    # A hard negative can only make the task harder: the loss never falls when columns are added.
+    assert float(got) >= float(in_batch_negatives(queries, positives))
+    matryoshka = in_batch_negatives(queries, torch.cat([positives, negatives]), dims=(16, 8))
+    narrow = float(
+        reference.compute_loss_from_embeddings([queries[:, :8], positives[:, :8], negatives[:, :8]], None)
+    )
+    assert float(matryoshka) == pytest.approx(expected + narrow, rel=1e-5)
+
+
 def test_rejects_bad_shapes_and_widths() -> None:
-    with pytest.raises(ValueError, match="must be equal"):
-        in_batch_negatives(torch.zeros(2, 4), torch.zeros(3, 4))
+    with pytest.raises(ValueError, match="each needs one"):
+        in_batch_negatives(torch.zeros(3, 4), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match=r"must be \[n, d\] and \[m, d\]"):
+        in_batch_negatives(torch.zeros(2, 4), torch.zeros(2, 3))
     with pytest.raises(ValueError, match="Matryoshka"):
         in_batch_negatives(torch.ones(2, 4), torch.ones(2, 4), dims=(8,))

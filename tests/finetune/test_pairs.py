@@ -129,3 +129,30 @@ def test_heldout_file_resolution(tmp_path: Path, make_pairs: Callable[..., list[
     assert pairs.heldout_file(run) == run / "training" / pairs.HELDOUT_FILE
     with pytest.raises(UsageError, match="held-out pairs"):
         pairs.heldout_file(tmp_path / "empty")
+
+
+def test_split_never_puts_a_document_or_a_passage_on_both_sides() -> None:
+    items = [Pair(f"query {i} about things", f"passage {i % 5}", "") for i in range(20)]  # no groups
+    items += [Pair(f"doc query {i}", f"section {i}", f"doc{i // 4}") for i in range(20)]
+    items.append(Pair("bridging query", "section 0", "doc4"))  # doc4 shares a passage with doc0
+    for seed in range(5):
+        train, heldout = pairs.split(items, 0.3, seed)
+        assert train and heldout
+        assert not {p.passage for p in train} & {p.passage for p in heldout}
+        assert not {p.group for p in train if p.group} & {p.group for p in heldout if p.group}
+    units = pairs.split_groups(items)
+    assert units[len(items) - 1] == units[20]  # doc4 and doc0 are one unit
+
+
+def test_corpus_pairs_carry_their_style() -> None:
+    doc = Document("guide.md", "", MARKDOWN)
+    got = pairs.pairs_from_document(doc)
+    assert [p.style for p in got] == ["heading", "heading", "sentence"]
+    assert [p.style for p in pairs.pairs_from_document(doc, ("sentence",))] == ["sentence"]
+    assert pairs.pairs_from_document(doc, ()) == []
+
+
+def test_negatives_field_is_checked(write_jsonl: Callable[..., Path]) -> None:
+    path = write_jsonl("pairs.jsonl", [{"query": "a b c", "passage": "text", "negatives": "not a list"}])
+    with pytest.raises(UsageError, match="'negatives' must be a list"):
+        pairs.read_pairs(path)
