@@ -12,6 +12,10 @@
 Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input data, 130 interrupted
 (Ctrl-C or SIGTERM; training leaves a checkpoint to ``--resume`` from). Flags and their
 ``FINETUNE_<COMMAND>_<FLAG>`` environment variables are defined in :mod:`finetune.settings`.
+
+Bad input (unknown flags, missing or empty data, a ``--base`` or ``--model`` that is not a
+checkpoint, an ``--out`` in the way) is refused with exit code 2 before torch is imported:
+every command checks its files first and imports the heavy modules only to do the work.
 """
 
 from __future__ import annotations
@@ -38,12 +42,8 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _run_train(settings: TrainSettings) -> int:
-    from finetune.trainer import TrainConfig, train
+    from finetune.config import TrainConfig, load_split
 
-    if settings.threads:
-        import torch
-
-        torch.set_num_threads(settings.threads)
     config = TrainConfig(
         base=settings.base,
         data=settings.data,
@@ -59,17 +59,34 @@ def _run_train(settings: TrainSettings) -> int:
         scale=settings.scale,
         heldout_fraction=settings.heldout_fraction,
         seed=settings.seed,
+        query_styles=settings.query_styles,
+        negatives=settings.negatives,
+        hard_negatives=settings.hard_negatives,
+        negative_margin=settings.negative_margin,
+        mine_depth=settings.mine_depth,
+        mine_max_passages=settings.mine_max_passages,
+        mine_batch_size=settings.mine_batch_size,
         checkpoint_every=settings.checkpoint_every,
         keep_checkpoints=settings.keep_checkpoints,
         resume=settings.resume,
         device=settings.device,
         precision=settings.precision,
         progress=settings.progress,
+        log_every=settings.log_every,
     )
+    config.validate()
+    split = None if config.resuming() else load_split(config)
+    # Only now, with the input checked, the heavy imports.
+    from finetune.trainer import train
+
+    if settings.threads:
+        import torch
+
+        torch.set_num_threads(settings.threads)
     # A scheduler or platform stopping the job sends SIGTERM: checkpoint as for Ctrl-C.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        report = train(config)
+        report = train(config, split=split)
     finally:
         signal.signal(signal.SIGTERM, previous)
     nan = float("nan")
@@ -118,6 +135,10 @@ def _run_eval(settings: EvalSettings) -> int:
 def _run_dataset(settings: DatasetSettings) -> int:
     from finetune import dataset
 
+    if not 0 <= settings.heldout_fraction < 1:
+        raise UsageError(f"--heldout-fraction must be in [0, 1), got {settings.heldout_fraction}")
+    if settings.out.exists() and not settings.out.is_dir():
+        raise UsageError(f"--out {settings.out} is a file; choose a directory")
     manifest = dataset.build(settings.out, settings.heldout_fraction, settings.seed)
     counts = manifest["pairs"]
     print(

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from finetune import metrics, pairs
+from finetune.base import check as check_checkpoint
 from finetune.encoder import CheckpointEncoder, Encoder, HttpEncoder
 from finetune.errors import UsageError
 from finetune.server_process import ServerProcess
@@ -231,4 +232,11 @@ def parse_systems(
     for system in systems:
         if system.kind != "server" and not Path(system.target).is_dir():
             raise UsageError(f"{system.label}: {system.target} is not a directory")
+        if system.kind == "checkpoint":
+            check_checkpoint(Path(system.target), flag=f"{system.label}:")
+        if system.kind == "onnx" and not (Path(system.target) / "manifest.json").is_file():
+            raise UsageError(
+                f"--onnx-dir {system.target} has no manifest.json; export a checkpoint first "
+                "(python -m export CHECKPOINT_DIR OUT_DIR --variants fp32,int8)"
+            )
     return tuple(systems)

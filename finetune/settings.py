@@ -29,6 +29,7 @@ from finetune.errors import UsageError
 
 ENV_PREFIX = "FINETUNE_"
 Precision = Literal["fp32", "bf16"]
+NegativeSource = Literal["none", "bm25", "model", "both"]
 
 
 def _doc(text: str, repeat: bool = False) -> dict[str, Any]:
@@ -56,13 +57,32 @@ class TrainSettings:
     scale: float = field(default=20.0, metadata=_doc("similarity scale (1 / temperature)"))
     heldout_fraction: float = field(default=0.1, metadata=_doc("share of the pairs held out"))
     seed: int = field(default=42, metadata=_doc("seed for the split, batch order and dropout"))
+    query_styles: tuple[str, ...] = field(
+        default=("heading", "sentence", "keywords"),
+        metadata=_doc("query styles: heading, sentence (from a corpus), keywords (any passage)"),
+    )
+    negatives: NegativeSource = field(
+        default="model", metadata=_doc("hard negatives mined with: none, bm25, model (the base), both")
+    )
+    hard_negatives: int = field(default=1, metadata=_doc("hard negatives per training pair (loss columns)"))
+    negative_margin: float = field(
+        default=0.95, metadata=_doc("skip candidates scoring at least this share of the positive's score")
+    )
+    mine_depth: int = field(default=30, metadata=_doc("candidates looked at per query when mining"))
+    mine_max_passages: int = field(
+        default=50_000, metadata=_doc("at most this many passages embedded for model mining (seeded sample)")
+    )
+    mine_batch_size: int = field(default=64, metadata=_doc("texts per batch when embedding for mining"))
     checkpoint_every: int = field(default=50, metadata=_doc("steps between checkpoints"))
     keep_checkpoints: bool = field(default=False, metadata=_doc("keep the last checkpoint after finishing"))
     resume: bool = field(default=False, metadata=_doc("continue the run in --out from its last checkpoint"))
     device: str = field(default="auto", metadata=_doc("auto (CUDA if present), cpu, cuda or cuda:N"))
     precision: Precision = field(default="fp32", metadata=_doc("bf16 autocast for GPUs"))
     threads: int = field(default=0, metadata=_doc("torch CPU threads (0: torch's default)"))
-    progress: bool = field(default=True, metadata=_doc("show a progress bar"))
+    progress: bool = field(
+        default=True, metadata=_doc("show progress: a bar on a terminal, else lines with step, rate and ETA")
+    )
+    log_every: int = field(default=10, metadata=_doc("steps between progress lines (also every 10 s)"))
 
 
 @dataclass(frozen=True)
@@ -188,7 +208,8 @@ def _add_command(
     help_text: str,
     env: Mapping[str, str],
 ) -> None:
-    p = sub.add_parser(command, help=help_text, description=help_text)
+    # No abbreviations: a mistyped flag (--epoch) is refused, not taken for another (--epochs).
+    p = sub.add_parser(command, help=help_text, description=help_text, allow_abbrev=False)
     hints = get_type_hints(cls)
     for f in fields(cls):
         kind = hints[f.name]
@@ -226,6 +247,7 @@ def parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
     env = os.environ if env is None else env
     p = argparse.ArgumentParser(
         prog="python -m finetune",
+        allow_abbrev=False,
         description="Train, evaluate, or build the built-in dataset. Every flag of a command can also "
         f"be set as an environment variable {ENV_PREFIX}<COMMAND>_<FLAG>.",
     )

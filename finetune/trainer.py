@@ -1,15 +1,18 @@
 """Contrastive fine-tuning of a sentence-transformers checkpoint on (query, passage) pairs.
 
-:func:`train` is the whole of ``python -m finetune train``: split the data, train with
-in-batch negatives (:mod:`finetune.loss`), checkpoint every ``checkpoint_every`` steps and on
-Ctrl-C, and write a normal sentence-transformers checkpoint that ``python -m export`` takes.
+:func:`train` is the whole of ``python -m finetune train``: split the data by source document,
+add keyword queries (:func:`finetune.config.load_split`), mine hard negatives with BM25 and/or
+the base model (:mod:`finetune.negatives`), train with in-batch plus hard negatives
+(:mod:`finetune.loss`), checkpoint every ``checkpoint_every`` steps and on Ctrl-C, and write a
+normal sentence-transformers checkpoint that ``python -m export`` takes.
 
 Output directory::
 
     OUT/                       the fine-tuned checkpoint (config, weights, tokenizer,
                                modules.json, 1_Pooling/, sentence_bert_config.json)
-    OUT/training/config.json   the run's settings (checked on --resume)
-    OUT/training/train.jsonl   the pairs trained on
+    OUT/training/config.json   the run's settings and base model identity (checked on --resume)
+    OUT/training/train.jsonl   the pairs trained on, with their hard negatives
+    OUT/training/mining.json   what negative mining did (sources, skips per rule, time)
     OUT/training/heldout.jsonl the held-out pairs (for `python -m finetune eval --data OUT`)
     OUT/training/checkpoints/  the latest checkpoint while the run is incomplete
     OUT/training/report.json   loss history, probe losses before/after, timings
@@ -17,6 +20,7 @@ Output directory::
 A run is deterministic for a given seed on a given device: batches come from a seeded
 shuffle per epoch, the torch RNG (dropout) is seeded, and a resumed run restores the RNG
 and skips the batches already done, so it ends with the same weights as an uninterrupted one.
+The mined negatives are written once, before the first step, and a resumed run reads them back.
 """
 
 from __future__ import annotations
@@ -26,108 +30,40 @@ import logging
 import math
 import random
 import shutil
+import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import torch
 
-from finetune import checkpoint, loss, pairs
+from finetune import base, checkpoint, loss, negatives, pairs
+from finetune import progress as progress_module
+from finetune.config import (
+    CHECKPOINTS_DIR,
+    CONFIG_FILE,
+    REPORT_FILE,
+    RESUME_KEYS,
+    TRAINING_DIR,
+    Precision,
+    TrainConfig,
+    load_split,
+)
 from finetune.errors import UsageError
 from finetune.pairs import Pair
 
+__all__ = ["Precision", "Report", "TrainConfig", "load_model", "plan_batches", "train"]
+
 logger = logging.getLogger("finetune")
 
-Precision = Literal["fp32", "bf16"]
-TRAINING_DIR = "training"
-CONFIG_FILE = "config.json"
-REPORT_FILE = "report.json"
-CHECKPOINTS_DIR = "checkpoints"
-# Settings a resumed run must share with the run it continues, or the result would be a
-# mixture of two different trainings.
-RESUME_KEYS = (
-    "base",
-    "epochs",
-    "batch_size",
-    "lr",
-    "warmup_ratio",
-    "weight_decay",
-    "max_steps",
-    "max_seq_length",
-    "matryoshka",
-    "scale",
-    "seed",
-    "precision",
-)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Settings of one training run; the defaults suit MiniLM-L6 on a 2-core CPU.
-
-    ``max_seq_length`` bounds training inputs only (in tokens); the saved checkpoint keeps the
-    base model's limit. ``max_steps`` 0 means "all epochs". ``matryoshka`` lists the widths
-    the loss is also computed at (empty: full width only). ``checkpoint_every`` counts
-    optimiser steps.
-    """
-
-    base: Path
-    data: Path
-    out: Path
-    epochs: int = 1
-    batch_size: int = 32
-    lr: float = 5e-5
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_steps: int = 0
-    max_seq_length: int = 128
-    matryoshka: tuple[int, ...] = ()
-    scale: float = loss.DEFAULT_SCALE
-    heldout_fraction: float = 0.1
-    seed: int = 42
-    checkpoint_every: int = 50
-    keep_checkpoints: bool = False
-    resume: bool = False
-    device: str = "auto"
-    precision: Precision = "fp32"
-    probe_pairs: int = 64
-    progress: bool = True
-
-    def validate(self) -> None:
-        """Raise :class:`UsageError` for settings no run could use."""
-        checks = [
-            (self.epochs >= 1, "--epochs must be at least 1"),
-            (self.batch_size >= 2, "--batch-size must be at least 2 (in-batch negatives need company)"),
-            (self.lr > 0, "--lr must be positive"),
-            (0 <= self.warmup_ratio < 1, "--warmup-ratio must be in [0, 1)"),
-            (self.weight_decay >= 0, "--weight-decay must be non-negative"),
-            (self.max_steps >= 0, "--max-steps must be 0 (no cap) or positive"),
-            (self.max_seq_length >= 8, "--max-seq-length must be at least 8 tokens"),
-            (all(d > 0 for d in self.matryoshka), "--matryoshka widths must be positive"),
-            (self.scale > 0, "--scale must be positive"),
-            (self.checkpoint_every >= 1, "--checkpoint-every must be at least 1"),
-            (self.probe_pairs >= 2, "probe_pairs must be at least 2"),
-            (
-                self.device in ("auto", "cpu") or self.device.startswith("cuda"),
-                "--device is auto, cpu or cuda[:N]",
-            ),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UsageError(message)
-        if not (self.base / "config.json").is_file():
-            raise UsageError(f"--base {self.base} is not a checkpoint directory (no config.json)")
-
-    def resume_view(self) -> dict[str, Any]:
-        """The settings a resumed run must share, as they read back from ``config.json``."""
-        data = asdict(self)
-        view = {key: str(data[key]) if isinstance(data[key], Path) else data[key] for key in RESUME_KEYS}
-        loaded: dict[str, Any] = json.loads(json.dumps(view))
-        return loaded
+MINING_FILE = "mining.json"
 
 
 @dataclass
@@ -145,6 +81,9 @@ class Report:
     probe_before: dict[str, float]
     probe_after: dict[str, float]
     device: str
+    base: dict[str, str] = field(default_factory=dict)
+    query_styles: dict[str, int] = field(default_factory=dict)
+    negatives: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     finished: str = ""
 
@@ -188,8 +127,19 @@ def _device(requested: str) -> str:
 
 
 def load_model(path: Path, device: str) -> Any:
-    """Load a sentence-transformers checkpoint from a local directory (never the Hub)."""
+    """Load a sentence-transformers checkpoint from a local directory (never the Hub).
+
+    Off a terminal, the libraries' own progress bars (loading and writing weights) are
+    turned off: in a log they are lines of carriage returns between our progress lines.
+    """
     from sentence_transformers import SentenceTransformer
+
+    if not sys.stderr.isatty():
+        import huggingface_hub.utils
+        import transformers.utils.logging
+
+        transformers.utils.logging.disable_progress_bar()
+        huggingface_hub.utils.disable_progress_bars()
 
     try:
         return SentenceTransformer(str(path), device=device, local_files_only=True)
@@ -210,8 +160,22 @@ def embed(model: Any, texts: list[str], device: str) -> torch.Tensor:
     return output
 
 
+def batch_texts(batch: Sequence[Pair]) -> list[str]:
+    """The passage columns of a batch: its positives in order, then each distinct hard negative
+    that is not already a column (a negative of one pair may be another pair's positive: it
+    stays one column, the right answer for its own query and a negative for the others)."""
+    columns = [p.passage for p in batch]
+    seen = set(columns)
+    for pair in batch:
+        for negative in pair.negatives:
+            if negative not in seen:
+                seen.add(negative)
+                columns.append(negative)
+    return columns
+
+
 def batch_loss(model: Any, batch: Sequence[Pair], config: TrainConfig, device: str) -> torch.Tensor:
-    """The in-batch negatives loss of one batch of pairs."""
+    """The loss of one batch: in-batch negatives plus the pairs' hard negatives."""
     autocast = (
         torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
         if config.precision == "bf16"
@@ -219,19 +183,21 @@ def batch_loss(model: Any, batch: Sequence[Pair], config: TrainConfig, device: s
     )
     with autocast:
         queries = embed(model, [p.query for p in batch], device)
-        passages = embed(model, [p.passage for p in batch], device)
+        passages = embed(model, batch_texts(batch), device)
     return loss.in_batch_negatives(queries.float(), passages.float(), config.scale, config.matryoshka)
 
 
 def probe(model: Any, split: pairs.Split, config: TrainConfig, device: str) -> dict[str, float]:
-    """In-batch loss, without dropout, over the first ``probe_pairs`` train and held-out pairs."""
+    """In-batch loss (no hard negatives, no dropout) over the first ``probe_pairs`` train and
+    held-out pairs, so the two sides and the before/after values compare like with like."""
     was_training = model.training
     model.eval()
     result: dict[str, float] = {}
     with torch.no_grad():
         for name, items in (("train", split.train), ("heldout", split.heldout)):
             if len(items) >= 2:
-                result[name] = float(batch_loss(model, items[: config.probe_pairs], config, device))
+                plain = [replace(p, negatives=()) for p in items[: config.probe_pairs]]
+                result[name] = float(batch_loss(model, plain, config, device))
     model.train(was_training)
     return result
 
@@ -273,44 +239,73 @@ def _optimizer(model: Any, config: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=config.lr)
 
 
-def _prepare_output(config: TrainConfig) -> tuple[pairs.Split, Path | None]:
-    """Create or check ``OUT/training``; return the split to use and the checkpoint to resume."""
-    training = config.out / TRAINING_DIR
-    config_path = training / CONFIG_FILE
-    if config.resume and config_path.is_file():
-        saved = json.loads(config_path.read_text(encoding="utf-8"))
-        current = config.resume_view()
-        changed = sorted(k for k in RESUME_KEYS if saved.get(k) != current[k])
-        if changed:
-            detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
-            raise UsageError(f"--resume with different settings ({detail}); rerun with the original ones")
-        if (training / REPORT_FILE).is_file():
-            raise UsageError(
-                f"{config.out} already holds a finished run; choose another --out to train again"
-            )
-        split = pairs.Split(
-            tuple(pairs.read_pairs(training / pairs.TRAIN_FILE)),
-            tuple(pairs.read_pairs(training / pairs.HELDOUT_FILE))
-            if (training / pairs.HELDOUT_FILE).stat().st_size
-            else (),
-            str(saved.get("data_kind", "pairs")),  # type: ignore[arg-type]
-            str(saved.get("data", "")),
-        )
-        return split, checkpoint.latest(training / CHECKPOINTS_DIR)
-    if config.out.exists() and any(config.out.iterdir()):
-        hint = "pass --resume to continue it" if config_path.is_file() else "it is not empty"
-        raise UsageError(f"--out {config.out} already exists and {hint}; or choose another --out")
-    split = pairs.load(config.data, config.heldout_fraction, config.seed)
-    if len(split.train) < 2:
-        raise UsageError(
-            f"--data {config.data} gives {len(split.train)} training pair(s); at least 2 are needed"
-        )
+def _resumed_split(config: TrainConfig) -> tuple[pairs.Split, Path | None, dict[str, Any]]:
+    """The pairs, latest checkpoint and mining report of the run ``--resume`` continues."""
+    training = config.training_dir
+    saved = json.loads((training / CONFIG_FILE).read_text(encoding="utf-8"))
+    current = config.resume_view()
+    changed = sorted(k for k in RESUME_KEYS if saved.get(k) != current[k])
+    if changed:
+        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
+        raise UsageError(f"--resume with different settings ({detail}); rerun with the original ones")
+    split = pairs.Split(
+        tuple(pairs.read_pairs(training / pairs.TRAIN_FILE)),
+        tuple(pairs.read_pairs(training / pairs.HELDOUT_FILE))
+        if (training / pairs.HELDOUT_FILE).stat().st_size
+        else (),
+        str(saved.get("data_kind", "pairs")),  # type: ignore[arg-type]
+        str(saved.get("data", "")),
+    )
+    mining_path = training / MINING_FILE
+    mining = json.loads(mining_path.read_text(encoding="utf-8")) if mining_path.is_file() else {}
+    return split, checkpoint.latest(training / CHECKPOINTS_DIR), mining
+
+
+def _write_training_dir(config: TrainConfig, split: pairs.Split, mining: dict[str, Any]) -> None:
+    """Write the pairs, the mining report and, last, ``config.json`` (which marks a resumable run)."""
+    training = config.training_dir
     training.mkdir(parents=True, exist_ok=True)
     pairs.write_pairs(training / pairs.TRAIN_FILE, split.train)
     pairs.write_pairs(training / pairs.HELDOUT_FILE, split.heldout)
+    (training / MINING_FILE).write_text(json.dumps(mining, indent=1) + "\n", encoding="utf-8")
     saved = {**config.resume_view(), "data": str(config.data), "data_kind": split.kind}
-    config_path.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return split, None
+    (training / CONFIG_FILE).write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _model_embed(model: Any, config: TrainConfig) -> negatives.Embed:
+    def encode(texts: list[str]) -> npt.NDArray[np.float32]:
+        vectors = model.encode(
+            texts,
+            batch_size=config.mine_batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    return encode
+
+
+def _with_negatives(
+    model: Any, split: pairs.Split, config: TrainConfig
+) -> tuple[pairs.Split, dict[str, Any]]:
+    """The split with each training pair's hard negatives, and the mining report."""
+    if not config.mines():
+        report = negatives.MiningReport(config.negatives, config.hard_negatives, pairs=len(split.train))
+        train = negatives.with_given(split.train, config.hard_negatives)
+        report.from_data = sum(len(p.negatives) for p in train)
+        return replace(split, train=tuple(train)), asdict(report)
+    with torch.no_grad():
+        mined, report = negatives.mine(split.train, config, _model_embed(model, config))
+    logger.info(
+        "hard negatives: %d mined, %d random, %d from the data in %.0f s (skipped: %s)",
+        report.mined,
+        report.random,
+        report.from_data,
+        report.seconds,
+        ", ".join(f"{k} {v}" for k, v in report.skipped.items()),
+    )
+    return replace(split, train=tuple(mined)), asdict(report)
 
 
 def _versions() -> dict[str, str]:
@@ -324,18 +319,30 @@ def _versions() -> dict[str, str]:
     }
 
 
-def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = None) -> Report:
+def train(
+    config: TrainConfig,
+    on_step: Callable[[int, float], None] | None = None,
+    split: pairs.Split | None = None,
+) -> Report:
     """Run (or resume) one training run and write the fine-tuned checkpoint to ``config.out``.
 
-    ``on_step(step, loss)`` is called after every optimiser step (1-based), after any
-    checkpoint of that step. A ``KeyboardInterrupt`` saves a checkpoint of the last completed
-    step before propagating.
+    ``split`` is what :func:`finetune.config.load_split` returns for ``config`` (the CLI reads
+    it before importing torch); None reads it here. ``on_step(step, loss)`` is called after
+    every optimiser step (1-based), after any checkpoint of that step. A ``KeyboardInterrupt``
+    saves a checkpoint of the last completed step before propagating.
     """
     config.validate()
     device = _device(config.device)
-    split, resume_from = _prepare_output(config)
+    identity = base.identify(config.base)
     training = config.out / TRAINING_DIR
     checkpoints = training / CHECKPOINTS_DIR
+    resume_from: Path | None = None
+    mining: dict[str, Any] = {}
+    resuming = config.resuming()
+    if resuming:
+        split, resume_from, mining = _resumed_split(config)
+    elif split is None:
+        split = load_split(config)
 
     torch.manual_seed(config.seed)
     model = load_model(resume_from / checkpoint.MODEL_DIR if resume_from else config.base, device)
@@ -348,6 +355,10 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
             f"--matryoshka {config.matryoshka}: the model's vectors have only {width} dimensions"
         )
     model.max_seq_length = min(config.max_seq_length, saved_length)
+    if not resuming:
+        split, mining = _with_negatives(model, split, config)
+        _write_training_dir(config, split, mining)
+        torch.manual_seed(config.seed)
 
     plans = [plan_batches(split.train, config.batch_size, config.seed, e) for e in range(config.epochs)]
     total = sum(len(plan) for plan in plans)
@@ -365,7 +376,14 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
 
     started = time.monotonic() - progress.seconds
     model.train()
-    bar = _progress_bar(total, progress.step, config.progress)
+    meter = progress_module.start(
+        "fine-tune",
+        total,
+        enabled=config.progress,
+        unit="step",
+        initial=progress.step,
+        every=config.log_every,
+    )
     step = progress.step
     try:
         flat = [(epoch, batch) for epoch, plan in enumerate(plans) for batch in plan][:total]
@@ -380,8 +398,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
             progress.step = step
             progress.losses.append(round(float(value.detach()), 6))
             progress.seconds = time.monotonic() - started
-            bar.update(1)
-            bar.set_postfix(loss=f"{progress.losses[-1]:.4f}", epoch=_epoch + 1)
+            meter.update(1, loss=f"{progress.losses[-1]:.4f}", epoch=str(_epoch + 1))
             if step % config.checkpoint_every == 0 and step < total:
                 with _saved_length(model, saved_length):
                     checkpoint.save(checkpoints, model, optimizer, scheduler, progress)
@@ -394,7 +411,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
             logger.warning("interrupted after step %d; checkpoint %s; rerun with --resume", step, path)
         raise
     finally:
-        bar.close()
+        meter.close()
 
     probe_after = probe(model, split, config, device)
     with _saved_length(model, saved_length):
@@ -412,6 +429,9 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         probe_before=progress.probe_before,
         probe_after=probe_after,
         device=device,
+        base=identity.to_json(),
+        query_styles=dict(sorted(Counter(p.style or "given" for p in split.train).items())),
+        negatives=mining,
         versions=_versions(),
         finished=datetime.now(UTC).isoformat(timespec="seconds"),
     )
@@ -431,11 +451,3 @@ def _match_permissions(directory: Path) -> None:
     for path in directory.rglob("*"):
         if path.is_file() and TRAINING_DIR not in path.relative_to(directory).parts:
             path.chmod(mode)
-
-
-def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=total, initial=initial, desc="fine-tune", unit="step", disable=not enabled, dynamic_ncols=True
-    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +32,39 @@ def minilm_dir() -> Path:
     if not (MINILM / "config.json").is_file():
         pytest.skip(f"the MiniLM test checkpoint is not installed at {MINILM} (make venv installs it)")
     return MINILM
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(minilm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 32-dim random-weight BERT sentence-transformers checkpoint (mean pooling,
+    MiniLM's tokenizer): trains in a fraction of a second per step."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        pad_token_id=0,
+    )
+    path = tmp_path_factory.mktemp("tiny") / "tiny-bert"
+    BertModel(config).save_pretrained(str(path))
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        shutil.copy(minilm_dir / name, path / name)
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    (path / "modules.json").write_text(json.dumps(modules))
+    (path / "1_Pooling").mkdir()
+    pooling = {"word_embedding_dimension": 32, "pooling_mode_mean_tokens": True}
+    (path / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    (path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 64}))
+    return path
 
 
 def hashed_bag_of_words(text: str) -> npt.NDArray[np.float32]:

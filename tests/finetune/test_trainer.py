@@ -68,6 +68,9 @@ def tiny_config(base: Path, data: Path, out: Path) -> TrainConfig:
         checkpoint_every=2,
         probe_pairs=8,
         progress=False,
+        # The plain in-batch objective; the recipe's additions are tested in test_recipe_training.
+        query_styles=(),
+        negatives="none",
     )
 
 
