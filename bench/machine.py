@@ -10,6 +10,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from server import cpu
+
 PACKAGES = (
     "onnxruntime",
     "numpy",
@@ -20,21 +22,6 @@ PACKAGES = (
     "sentence-transformers",
     "transformers",
 )
-_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "avx_vnni")
-
-
-def _cpuinfo() -> tuple[str, list[str]]:
-    model, flags = platform.processor() or "unknown", list[str]()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model in ("unknown", "", platform.machine()):
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = value.split()
-    except OSError:
-        pass
-    return model, [f for f in _FLAGS if f in flags]
 
 
 def _version(package: str) -> str | None:
@@ -56,7 +43,7 @@ def _git_commit(root: Path) -> str | None:
 
 def describe(root: Path) -> dict[str, Any]:
     """CPU model and features, cores, memory, load, OS, Python and package versions."""
-    model, flags = _cpuinfo()
+    model, flags = cpu.describe()
     memory_gib = None
     try:
         import psutil

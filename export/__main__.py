@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # variable must be set before transformers is first imported, hence the late imports.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # noqa: TID251 - this is the package's CLI edge
     from export.errors import run_to_exit_code
-    from export.pipeline import DEFAULT_VARIANTS, ExportOptions, export_model
+    from export.options import DEFAULT_VARIANTS, ExportOptions, preflight
 
     if args.variants is None:
         variants, required = DEFAULT_VARIANTS, frozenset({"fp32"})
@@ -73,7 +73,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         force=args.force,
         name=args.name,
     )
-    return run_to_exit_code(lambda: export_model(args.source, args.out, options))
+
+    def export() -> None:
+        # Bad input is refused in a second, before torch and transformers are imported.
+        preflight(args.source, args.out, options)
+        from export.pipeline import export_model
+
+        export_model(args.source, args.out, options)
+
+    return run_to_exit_code(export)
 
 
 if __name__ == "__main__":

@@ -92,6 +92,7 @@ class Checkpoint:
     max_length_source: str
     position_limit: int
     prompts: dict[str, str] = field(default_factory=dict)
+    default_prompt_name: str | None = None
     sentence_transformers: bool = False
     weight_files: tuple[str, ...] = ()
     tokenizer_files: tuple[str, ...] = ()
@@ -293,12 +294,20 @@ def inspect(
             length, length_source = position_limit, "config.json max_position_embeddings"
 
     prompts: dict[str, str] = {}
+    default_prompt: str | None = None
     st_model_config = path / "config_sentence_transformers.json"
     if st_model_config.is_file():
         raw = _json_object(st_model_config).get("prompts") or {}
         if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
             raise UsageError(f"{st_model_config}: 'prompts' must map names to prefix strings")
         prompts = {str(k): v for k, v in raw.items()}
+        default_prompt = _json_object(st_model_config).get("default_prompt_name")
+        known = isinstance(default_prompt, str) and default_prompt in prompts
+        if default_prompt is not None and not known:
+            raise UsageError(
+                f"{st_model_config}: default_prompt_name {default_prompt!r} is not one of its prompts "
+                f"({', '.join(sorted(prompts)) or 'none'})"
+            )
 
     return Checkpoint(
         path=path.resolve(),
@@ -314,6 +323,7 @@ def inspect(
         max_length_source=length_source,
         position_limit=position_limit,
         prompts=prompts,
+        default_prompt_name=default_prompt,
         sentence_transformers=is_st,
         weight_files=weights,
         tokenizer_files=tokenizer_files,

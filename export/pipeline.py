@@ -25,16 +25,17 @@ from __future__ import annotations
 
 import gc
 import importlib.metadata
+import platform
 import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 import onnx
@@ -43,49 +44,39 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from export import checkpoint as checkpoints
-from export import corpus, fusion, graph, parity, precision
-from export.errors import ExportError, ParityError, UsageError
+from export import corpus, domains, fusion, graph, parity, precision
+from export.corpus import RetrievalCorpus
+from export.errors import ExportError, ParityError
+from export.options import DEFAULT_VARIANTS, ExportOptions, check_output, preflight
 from export.tokenizer import TOKENIZER_JSON, write_tokenizer
-from server.manifest import VARIANT_FILES, VARIANTS, Manifest, Target, Variant, sha256_file
+from server import cpu
+from server.manifest import VARIANT_FILES, VARIANTS, DomainParity, Manifest, Target, Variant, sha256_file
 from server.manifest import write as write_manifest
 from server.tokenizer import Tokenizer, TokenizerLoadError
 
-DEFAULT_VARIANTS: tuple[str, ...] = ("fp32", "int8")
-MIN_OPSET, MAX_OPSET = 14, 21
-# The fused graph is kept unless it is slower than the plain one by more than timing noise
-# (ORT's own online fusions make the two close on CPU; the fused one also lets int8 use QAttention).
-FUSED_SLOWDOWN_TOLERANCE = 1.10
 TARGETS: dict[str, Target] = {"fp32": "any", "int8": "cpu", "fp16": "gpu"}
-
-
-@dataclass(frozen=True)
-class ExportOptions:
-    """How to export; every field has the CLI's default.
-
-    ``variants`` are attempted; ``required`` ones must pass their gate or the export fails
-    (fp32 is always required). ``None`` for ``pooling``, ``max_length`` and ``normalize``
-    means "as the checkpoint's configs say".
-    """
-
-    variants: tuple[str, ...] = DEFAULT_VARIANTS
-    required: frozenset[str] = frozenset({"fp32"})
-    pooling: str | None = None
-    max_length: int | None = None
-    normalize: bool | None = None
-    opset: int = 17
-    force: bool = False
-    name: str | None = None
+# An int8 graph's time per token relative to fp32's, for the time estimates only.
+INT8_COST = 0.6
+__all__ = ["DEFAULT_VARIANTS", "ExportOptions", "Progress", "export_model"]
 
 
 @dataclass
 class Progress:
-    """Stage-by-stage progress lines with timings, for a human watching stderr."""
+    """Stage-by-stage progress lines for a human watching stderr (or a CI log): each says
+    how long the export has run, stage durations are kept in ``timings``, and
+    :meth:`estimate` adds how long is left."""
 
     stream: TextIO = field(default_factory=lambda: sys.stderr)
     timings: dict[str, float] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
 
     def say(self, stage: str, message: str) -> None:
-        print(f"export {stage:>8}: {message}", file=self.stream, flush=True)
+        elapsed = time.perf_counter() - self.started
+        print(f"export {stage:>8} [{elapsed:4.0f} s]: {message}", file=self.stream, flush=True)
+
+    def estimate(self, stage: str, seconds: float, what: str) -> None:
+        """Say that ``what`` comes next and should take about ``seconds``."""
+        self.say(stage, f"{what}: about {_duration(seconds)} left")
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -96,21 +87,8 @@ class Progress:
         self.say(name, f"done in {elapsed:.1f} s")
 
 
-def _check_options(options: ExportOptions) -> None:
-    unknown = [v for v in options.variants if v not in VARIANTS]
-    if unknown:
-        raise UsageError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
-    if "fp32" not in options.variants:
-        raise UsageError("--variants must include fp32: the other variants are gated against it")
-    if not MIN_OPSET <= options.opset <= MAX_OPSET:
-        raise UsageError(f"--opset must be between {MIN_OPSET} and {MAX_OPSET}, not {options.opset}")
-
-
-def _check_output(out: Path, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out} exists and is not a directory; choose another output path")
-    if out.exists() and not force:
-        raise UsageError(f"{out} already exists; pass --force to replace it")
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def _versions() -> dict[str, str]:
@@ -139,6 +117,7 @@ class _Candidate:
     fusions: dict[str, int]
     notes: str
     batch_diff: float
+    domains: dict[str, DomainParity] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -169,6 +148,38 @@ class _Encoders:
 
 
 @dataclass(frozen=True)
+class _Workload:
+    """Tokens each part of the gates will run (padded where batches pad), to say how long is
+    left from the rate measured on the work already done."""
+
+    parity: int
+    invariance: int
+    domains: int
+    calibration: int
+
+    @classmethod
+    def measure(cls, tokenizer: Tokenizer, domain_texts: Sequence[str]) -> _Workload:
+        def tokens(texts: Sequence[str]) -> int:
+            return sum(len(ids) for ids in tokenizer.encode(list(texts)).ids)
+
+        lengths = [len(ids) for ids in tokenizer.encode(corpus.invariance_texts()).ids]
+        # batch_variation: each text alone, then for every rotation a pair and the full set.
+        padded = sum(lengths) + len(lengths) * (2 * max(lengths) + len(lengths) * max(lengths))
+        return cls(
+            tokens(corpus.parity_texts()), padded, tokens(domain_texts), tokens(corpus.calibration_texts())
+        )
+
+    def fp32_gate(self) -> int:
+        """What the fp32 gate runs after the reference: the fp32 graph's parity, invariance and domains."""
+        return self.parity + self.invariance + self.domains
+
+    def int8(self) -> float:
+        """The int8 stage in fp32-token equivalents: activation peaks and calibration at fp32
+        speed, then one passing plan's gate at about 0.6 of fp32's cost."""
+        return 2 * self.calibration + INT8_COST * self.fp32_gate()
+
+
+@dataclass(frozen=True)
 class _Fp32:
     """The fp32 graph to ship, and whether the fused graph passed the fp32 gate."""
 
@@ -178,53 +189,84 @@ class _Fp32:
 
 @dataclass(frozen=True)
 class _Judged:
-    """A reduced-precision graph's verdict, its retrieval figures in words ("" when the
-    parity texts already failed it and the retrieval corpus was not run) and its
-    :func:`parity.batch_variation` (NaN when not measured)."""
+    """A reduced-precision graph's verdict, its figures on each retrieval domain (none when the
+    parity texts or batch invariance already failed it) and its :func:`parity.batch_variation`
+    (NaN when not measured)."""
 
     verdict: parity.Verdict
-    retrieval: str
+    domains: dict[str, DomainParity]
     batch_diff: float
+
+    @property
+    def retrieval(self) -> str:
+        """The domain figures in words, for the progress stream and the variant's notes."""
+        return "; ".join(
+            f"{name} recall@10 {f.recall_at_10 * f.fp32_recall_at_10:.3f} vs fp32 {f.fp32_recall_at_10:.3f}, "
+            f"top-10 overlap {f.top10_overlap:.3f} (worst query {f.top10_overlap_min:.1f}), "
+            f"cos {f.cos_mean:.4f}"
+            for name, f in self.domains.items()
+        )
+
+
+@dataclass(frozen=True)
+class _Domains:
+    """The retrieval domains of the gate (:mod:`export.domains`), embedded in one pass per graph."""
+
+    corpora: dict[str, RetrievalCorpus]
+    texts: tuple[str, ...]
+
+    @classmethod
+    def build(cls) -> _Domains:
+        corpora = {name: domains.build(name) for name in domains.names()}
+        texts = dict.fromkeys(t for c in corpora.values() for t in (*c.queries, *c.passages))
+        return cls(corpora, tuple(texts))
+
+    def vectors(self, encode: parity.OnnxEncoder) -> dict[str, tuple[parity.Vectors, parity.Vectors]]:
+        """Each domain's (query, passage) vectors; a text shared by domains is embedded once."""
+        everything = encode(self.texts)
+        row = {text: i for i, text in enumerate(self.texts)}
+        return {
+            name: (everything[[row[q] for q in c.queries]], everything[[row[p] for p in c.passages]])
+            for name, c in self.corpora.items()
+        }
 
 
 @dataclass(frozen=True)
 class _Gate:
     """What a reduced-precision graph is judged against: the reference's vectors of the
-    parity texts, and the shipped fp32 graph's vectors and recall@10 on the retrieval corpus."""
+    parity texts, and the shipped fp32 graph's vectors on every retrieval domain."""
 
     texts: list[str]
     reference: parity.Vectors
-    retrieval: corpus.RetrievalCorpus
-    fp32_vectors: tuple[parity.Vectors, parity.Vectors]
-    fp32_recall: float
+    domains: _Domains
+    fp32_vectors: dict[str, tuple[parity.Vectors, parity.Vectors]]
+    fp32_seconds: float
+    """How long the fp32 graph took over the domains: the rate the int8 estimate starts from."""
 
     def judge(self, variant: str, encode: parity.OnnxEncoder, invariant: bool) -> _Judged:
         """Parity texts first, then batch invariance (part of the gate when ``invariant``),
-        the retrieval corpus only if both pass."""
+        the retrieval domains only if both pass; the variant must pass on every domain."""
         vectors = encode(self.texts)
         # A NaN recall fails no comparison, so only the cosine checks can fail here.
         early = parity.judge(variant, self.reference, vectors, recall=float("nan"))
         if not early.passed:
-            return _Judged(early, "", float("nan"))
+            return _Judged(early, {}, float("nan"))
         batch_diff = parity.batch_variation(encode, corpus.invariance_texts())
         gated = batch_diff if invariant else None
         early = parity.judge(variant, self.reference, vectors, recall=float("nan"), batch_diff=gated)
         if not early.passed:
-            return _Judged(early, "", batch_diff)
-        retrieval = _retrieval_vectors(encode, self.retrieval)
-        recall = parity.recall_at_k(*retrieval)
-        overlap = parity.top_k_overlap(self.fp32_vectors, retrieval)
-        verdict = parity.judge(
-            variant, self.reference, vectors, recall / max(self.fp32_recall, 1e-9), batch_diff=gated
+            return _Judged(early, {}, batch_diff)
+        judged = {
+            name: parity.judge_domain(name, self.fp32_vectors[name], candidate)
+            for name, candidate in self.domains.vectors(encode).items()
+        }
+        figures = {name: figure for name, (figure, _) in judged.items()}
+        worst = min(f.recall_at_10 for f in figures.values())
+        verdict = parity.Verdict(
+            replace(early.parity, recall_at_10=worst),
+            early.failures + tuple(failure for _, failures in judged.values() for failure in failures),
         )
-        figures = f"recall@10 {recall:.3f} vs fp32 {self.fp32_recall:.3f}, top-10 overlap {overlap:.3f}"
         return _Judged(verdict, figures, batch_diff)
-
-
-def _retrieval_vectors(
-    encode: parity.OnnxEncoder, retrieval: corpus.RetrievalCorpus
-) -> tuple[parity.Vectors, parity.Vectors]:
-    return encode(retrieval.queries), encode(retrieval.passages)
 
 
 def _describe(verdict: parity.Verdict, batch_diff: float = float("nan")) -> str:
@@ -238,10 +280,9 @@ def _describe(verdict: parity.Verdict, batch_diff: float = float("nan")) -> str:
 
 
 def _load(
-    source: Path, options: ExportOptions, progress: Progress
-) -> tuple[checkpoints.Checkpoint, torch.nn.Module, PreTrainedTokenizerBase]:
-    """The checkpoint's description, its encoder and its fast tokenizer."""
-    checkpoint = checkpoints.inspect(source, options.pooling, options.max_length, options.normalize)
+    checkpoint: checkpoints.Checkpoint, progress: Progress
+) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
+    """The checkpoint's encoder and its fast tokenizer."""
     progress.say(
         "load",
         f"{checkpoint.architecture} ({checkpoint.model_type}), {checkpoint.num_layers} layers, "
@@ -249,7 +290,7 @@ def _load(
         f"max_length {checkpoint.max_length} ({checkpoint.max_length_source}); "
         f"normalize {str(checkpoint.normalize).lower()}",
     )
-    return checkpoint, graph.load_encoder(checkpoint), graph.load_tokenizer(checkpoint)
+    return graph.load_encoder(checkpoint), graph.load_tokenizer(checkpoint)
 
 
 def _staging(out: Path) -> Path:
@@ -284,14 +325,14 @@ def _optimise(plain: Path, checkpoint: checkpoints.Checkpoint, work: Path, progr
 def _fp32(
     graphs: _Graphs, texts: list[str], reference: parity.Vectors, encoders: _Encoders, progress: Progress
 ) -> _Fp32:
-    """Gate the plain and the fused fp32 graphs (parity and batch invariance); return the one to ship."""
+    """The fp32 graph to ship: the fused one whenever it passes the fp32 gate (parity and batch
+    invariance), else the plain traced one, which must pass.
+
+    The choice depends on the gate only, never on a timing, so the same checkpoint always
+    exports the same graph (and the same int8 plan from it).
+    """
     probes = corpus.invariance_texts()
-    plain_encoder = encoders.load(graphs.plain)
-    plain_diff = parity.batch_variation(plain_encoder, probes)
-    plain_verdict = parity.judge("fp32", reference, plain_encoder(texts), recall=1.0, batch_diff=plain_diff)
-    progress.say("parity", f"fp32 plain graph: {_describe(plain_verdict, plain_diff)}")
-    chosen = _Candidate(graphs.plain, plain_verdict, {}, "plain traced graph", plain_diff)
-    fused_passed = False
+    fused_failure = "the optimizer produced no fused graph"
     if graphs.fused is not None:
         try:
             fused_encoder = encoders.load(graphs.fused)
@@ -300,49 +341,43 @@ def _fp32(
                 "fp32", reference, fused_encoder(texts), recall=1.0, batch_diff=fused_diff
             )
         except ExportError as exc:
-            progress.say("parity", f"fp32 fused graph does not run ({exc}); using the plain graph")
+            fused_failure = f"the fused graph does not run ({exc})"
         else:
-            progress.say("parity", f"fp32 fused graph: {_describe(fused_verdict, fused_diff)}")
-            fused_passed = fused_verdict.passed
-            probe = texts[: len(corpus.SHORT_TEXTS) + 8]
-            plain_s, fused_s = parity.best_seconds([plain_encoder, fused_encoder], probe)
-            progress.say(
-                "parity",
-                f"speed probe ({len(probe)} texts): plain {plain_s * 1e3:.0f} ms, "
-                f"fused {fused_s * 1e3:.0f} ms",
-            )
-            if not fused_verdict.passed:
-                progress.say("parity", "the fused graph fails the fp32 gate; using the plain graph")
-            elif fused_s > plain_s * FUSED_SLOWDOWN_TOLERANCE:
-                progress.say("parity", "the fused graph is slower than the plain one; using the plain graph")
-            else:
-                chosen = _Candidate(
-                    graphs.fused,
-                    fused_verdict,
-                    graphs.fusions,
-                    "fused by the ONNX Runtime transformer optimizer",
-                    fused_diff,
-                )
             del fused_encoder
-    if not chosen.verdict.passed:
+            progress.say("parity", f"fp32 fused graph: {_describe(fused_verdict, fused_diff)}")
+            if fused_verdict.passed:
+                notes = "fused by the ONNX Runtime transformer optimizer"
+                return _Fp32(_Candidate(graphs.fused, fused_verdict, graphs.fusions, notes, fused_diff), True)
+            fused_failure = "the fused graph fails the fp32 gate"
+        progress.say("parity", f"{fused_failure}; trying the plain graph")
+    plain_encoder = encoders.load(graphs.plain)
+    plain_diff = parity.batch_variation(plain_encoder, probes)
+    plain_verdict = parity.judge("fp32", reference, plain_encoder(texts), recall=1.0, batch_diff=plain_diff)
+    progress.say("parity", f"fp32 plain graph: {_describe(plain_verdict, plain_diff)}")
+    if not plain_verdict.passed:
         raise ParityError(
             "the fp32 ONNX graph does not match the PyTorch reference "
-            f"({'; '.join(chosen.verdict.failures)}); "
+            f"({'; '.join(plain_verdict.failures)}); "
             "nothing was written. This is a bug in the exporter or an unsupported model variant: report it "
             "with the checkpoint's config.json"
         )
-    return _Fp32(chosen, fused_passed)
+    notes = f"plain traced graph ({fused_failure})"
+    return _Fp32(_Candidate(graphs.plain, plain_verdict, {}, notes, plain_diff), False)
 
 
 def _gate(
     texts: list[str], reference: parity.Vectors, fp32: _Candidate, encoders: _Encoders, progress: Progress
 ) -> _Gate:
-    """The baseline of the reduced-precision gates: the shipped fp32 graph on the retrieval corpus."""
-    retrieval = corpus.retrieval_corpus()
-    vectors = _retrieval_vectors(encoders.load(fp32.path), retrieval)
-    recall = parity.recall_at_k(*vectors)
-    progress.say("parity", f"fp32 retrieval: recall@10 {recall:.3f} on {len(retrieval.queries)} queries")
-    return _Gate(texts, reference, retrieval, vectors, recall)
+    """The baseline of the reduced-precision gates: the shipped fp32 graph on every retrieval domain."""
+    corpora = _Domains.build()
+    start = time.perf_counter()
+    vectors = corpora.vectors(encoders.load(fp32.path))
+    seconds = time.perf_counter() - start
+    recalls = ", ".join(
+        f"{name} {parity.recall_at_k(*v):.3f} ({len(v[0])} queries)" for name, v in vectors.items()
+    )
+    progress.say("parity", f"fp32 retrieval, recall@10: {recalls}")
+    return _Gate(texts, reference, corpora, vectors, seconds)
 
 
 def _int8(
@@ -356,6 +391,7 @@ def _int8(
     down = precision.ffn_down_projections(onnx.load(str(fp32.path), load_external_data=False))
     tensors = precision.smooth(fp32.path, smoothed, peaks, skip=down)
     smoothing = f"{tensors} MatMul inputs smoothed (SmoothQuant alpha {precision.SMOOTHING_ALPHA})"
+    progress.say("quantise", f"{smoothing}, activation peaks from {len(calibration)} texts")
     typed = work / "smoothed-typed.onnx"
     ranges: dict[str, Path] = {}
     reasons: list[str] = []
@@ -368,6 +404,7 @@ def _int8(
                 cache = work / f"ranges-{plan.calibration}.json"
                 feeds = (feed for _, feed in encoder.feeds(calibration, batch_size=1))
                 ranges[plan.calibration] = precision.calibrate(typed, feeds, plan.calibration, cache)
+                progress.say("quantise", f"{plan.calibration} calibration ranges measured")
             precision.quantize_static_int8(typed, target, plan, ranges[plan.calibration])
             how = (
                 f"static int8 (QDQ): per-channel 7-bit weights, uint8 activations with ranges fixed by "
@@ -388,8 +425,8 @@ def _int8(
                     "int8 is dynamically quantised and NOT batch-invariant: "
                     "the server's --variant auto will serve fp32 on CPU",
                 )
-            notes = f"{how}; {plan.label}; {judged.retrieval}"
-            return _Candidate(target, judged.verdict, fp32.fusions, notes, judged.batch_diff)
+            notes = f"{how}; {plan.label}"
+            return _Candidate(target, judged.verdict, fp32.fusions, notes, judged.batch_diff, judged.domains)
         reasons.append(f"{plan.label}: {'; '.join(judged.verdict.failures)}")
     return _Rejected(" | ".join(reasons))
 
@@ -421,8 +458,8 @@ def _fp16(
     if not judged.verdict.passed:
         return _Rejected("; ".join(judged.verdict.failures))
     notes = f"float16 weights and compute from the {graph_name} graph, float32 I/O; gated on {device} "
-    notes += f"(batch invariance measured there too); {judged.retrieval}"
-    return _Candidate(target, judged.verdict, source_fusions, notes, judged.batch_diff)
+    notes += "(batch invariance measured there too)"
+    return _Candidate(target, judged.verdict, source_fusions, notes, judged.batch_diff, judged.domains)
 
 
 def _reduced(
@@ -477,6 +514,7 @@ def _variant(name: str, candidate: _Candidate, directory: Path) -> Variant:
         notes=candidate.notes,
         batch_invariant=parity.batch_invariant(candidate.batch_diff),
         batch_max_abs_diff=candidate.batch_diff,
+        domains=candidate.domains,
     )
 
 
@@ -521,10 +559,18 @@ def _manifest(
             "reference": reference,
         },
         prompts=checkpoint.prompts,
+        default_prompt_name=checkpoint.default_prompt_name,
         opset=opset,
         versions=_versions(),
         created=datetime.now(UTC).isoformat(timespec="seconds"),
+        gated_on=_gated_on(),
     )
+
+
+def _gated_on() -> dict[str, Any]:
+    """The machine the gates ran on: int8 and fp16 kernels differ between instruction sets."""
+    model, flags = cpu.describe()
+    return {"cpu": model, "isa": flags, "onnxruntime": ort.__version__, "machine": platform.machine()}
 
 
 def export_model(
@@ -543,11 +589,10 @@ def export_model(
     options = options or ExportOptions()
     progress = progress or Progress()
     out = out.absolute()
-    _check_options(options)
-    _check_output(out, options.force)
+    checkpoint = preflight(source, out, options)
     started = time.perf_counter()
     with progress.stage("load"):
-        checkpoint, encoder, tokenizer = _load(source, options, progress)
+        encoder, tokenizer = _load(checkpoint, progress)
         with_token_types = graph.uses_token_types(encoder, tokenizer)
         inputs = graph.graph_inputs(with_token_types)
         source_sha = checkpoint.content_sha256()
@@ -567,7 +612,14 @@ def export_model(
             texts = corpus.parity_texts()
             encode, description = parity.reference_encoder(checkpoint, encoder, tokenizer, with_token_types)
             progress.say("parity", f"reference: {description}; {len(texts)} texts")
+            workload = _Workload.measure(encoders.tokenizer, _Domains.build().texts)
+            start = time.perf_counter()
             reference = encode(texts)
+            rate = workload.parity / max(time.perf_counter() - start, 1e-3)
+            later = ""
+            if "int8" in options.variants:
+                later = f", then about {_duration(workload.int8() / rate)} for int8"
+            progress.estimate("parity", workload.fp32_gate() / rate, f"fp32 gate{later}")
             # The PyTorch model is not needed past this point; ORT sessions follow.
             del encode, encoder
             gc.collect()
@@ -577,6 +629,9 @@ def export_model(
         outcomes: dict[str, _Candidate | _Rejected] = {}
         if reduced:
             with progress.stage("quantise"):
+                if "int8" in reduced:
+                    rate = workload.domains / max(gate.fp32_seconds, 1e-3)
+                    progress.estimate("quantise", workload.int8() / rate, "int8 calibration and gate")
                 outcomes = _reduced(reduced, gate, graphs, fp32, encoders, work, progress)
         built, skipped = _shipped(fp32.chosen, outcomes, options.required)
         with progress.stage("write"):
@@ -588,7 +643,7 @@ def export_model(
                 name, checkpoint, dims, inputs, variants, description, source_sha, options.opset
             )
             write_manifest(manifest, staging)
-            _check_output(out, options.force)
+            check_output(out, options.force)
             _place(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

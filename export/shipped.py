@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from export.errors import ExportError, UsageError, run_to_exit_code
+from export.options import ExportOptions, preflight
 
 DEFAULT_CACHE = Path("build/checkpoints")
 MPNET_PARTS = tuple(
@@ -157,8 +158,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("OUT_DIR is required unless --print-checkpoint is given")
     # Set before transformers is first imported (by the pipeline import below).
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # noqa: TID251 - this is the package's CLI edge
-    from export.pipeline import ExportOptions, export_model
-
     options = ExportOptions(
         variants=("fp32", "int8"),
         required=frozenset({"fp32", "int8"}),
@@ -167,9 +166,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     def export() -> None:
-        if args.out.exists() and not args.force:
-            raise UsageError(f"{args.out} already exists; pass --force to replace it")
-        export_model(checkpoint_dir(args.name, args.cache_dir), args.out, options)
+        source = checkpoint_dir(args.name, args.cache_dir)
+        preflight(source, args.out, options)
+        from export.pipeline import export_model  # torch: only once the input is known to be good
+
+        export_model(source, args.out, options)
 
     return run_to_exit_code(export)
 

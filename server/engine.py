@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
@@ -166,6 +166,9 @@ class Engine:
         self._tokenize_pool.shutdown(wait=True)
 
     def _prompted(self, texts: Sequence[str], prompt_name: str | None) -> Sequence[str]:
+        """``texts`` with the named prompt prefixed; with none named, the model's default
+        prompt (sentence-transformers' ``default_prompt_name``), if it has one."""
+        prompt_name = prompt_name if prompt_name is not None else self.manifest.default_prompt_name
         if prompt_name is None:
             return texts
         prompt = self.manifest.prompts.get(prompt_name)
@@ -401,12 +404,14 @@ class Engine:
             "pooling": m.pooling,
             "normalize": m.normalize,
             "prompts": m.prompts,
+            "default_prompt_name": m.default_prompt_name,
             "variant": self.variant,
             "variants": sorted(m.variants),
             "parity": {
                 "cos_mean": variant.parity.cos_mean,
                 "cos_min": variant.parity.cos_min,
                 "recall_at_10": variant.parity.recall_at_10,
+                "domains": {name: asdict(figures) for name, figures in variant.domains.items()},
             },
             "batch_invariant": variant.batch_invariant,
             "batch_max_abs_diff": variant.batch_max_abs_diff,

@@ -16,6 +16,10 @@ and ``manifest.json``. The manifest is the single description of how to run them
 - ``variants``: per precision, the file, its SHA-256, the execution target it was built
   for, the parity figures that let it ship, and whether it is batch-invariant (a text's
   vector is the same alone and in any batch; ``batch_invariant``, measured at export);
+- ``prompts`` / ``default_prompt_name``: the checkpoint's named prompt prefixes and the one
+  applied when a request names none (sentence-transformers' ``default_prompt_name``);
+- ``gated_on``: the CPU (model name and instruction-set extensions) and ONNX Runtime
+  version the parity gates ran on: int8 kernels differ between AVX2, VNNI and AMX;
 - ``source``: the checkpoint's identity (directory base ``name``, content ``sha256``, file
   names, architecture), never a machine path: ``/info`` shows it to clients.
 
@@ -68,12 +72,34 @@ class Parity:
 
 
 @dataclass(frozen=True)
+class DomainParity:
+    """A reduced-precision variant against the fp32 graph on one retrieval domain of the export's gate.
+
+    ``cos_mean`` / ``cos_min`` over the domain's queries and passages; ``recall_at_10`` the
+    variant's recall@10 divided by fp32's (``fp32_recall_at_10``, absolute);
+    ``top10_overlap`` the mean share of fp32's top 10 per query that the variant also ranks
+    in its top 10, and ``top10_overlap_min`` the worst query's.
+    """
+
+    cos_mean: float
+    cos_min: float
+    recall_at_10: float
+    fp32_recall_at_10: float
+    top10_overlap: float
+    top10_overlap_min: float
+    queries: int
+    passed: bool = True
+
+
+@dataclass(frozen=True)
 class Variant:
     """One ONNX file of the model at one precision; ``notes`` says how it was built.
 
     ``batch_invariant``: whether a text's vector is the same alone and in any batch (its
     largest element difference over rotated batch mates and padded lengths,
     ``batch_max_abs_diff``, at most 1e-5 when exported); ``None`` when not measured.
+    ``domains``: a reduced-precision variant's agreement with fp32 on each retrieval domain
+    of the export's gate (:class:`DomainParity`); empty for fp32 and for older exports.
     Manifests written before the exporter measured it have none: their int8 was dynamically
     quantised (activation scales computed per batch), so it reads as ``False``.
     """
@@ -88,6 +114,7 @@ class Variant:
     notes: str = ""
     batch_invariant: bool | None = None
     batch_max_abs_diff: float | None = None
+    domains: dict[str, DomainParity] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -105,9 +132,11 @@ class Manifest:
     variants: dict[str, Variant]
     source: dict[str, Any] = field(default_factory=dict)
     prompts: dict[str, str] = field(default_factory=dict)
+    default_prompt_name: str | None = None
     opset: int = 17
     versions: dict[str, str] = field(default_factory=dict)
     created: str = ""
+    gated_on: dict[str, Any] = field(default_factory=dict)
     format: int = FORMAT_VERSION
 
     @property
@@ -177,6 +206,13 @@ def _parse_variant(name: str, data: Any, where: str) -> Variant:
     batch_diff = data.get("batch_max_abs_diff")
     if batch_diff is not None and (isinstance(batch_diff, bool) or not isinstance(batch_diff, int | float)):
         raise ManifestError(f"{vwhere}: batch_max_abs_diff must be a number or null")
+    domains = data.get("domains", {})
+    if not isinstance(domains, dict) or not all(isinstance(v, dict) for v in domains.values()):
+        raise ManifestError(f"{vwhere}: domains must map domain names to objects")
+    try:
+        parsed_domains = {str(k): DomainParity(**v) for k, v in domains.items()}
+    except TypeError as exc:
+        raise ManifestError(f"{vwhere}.domains is malformed: {exc}") from exc
     return Variant(
         name=name,  # type: ignore[arg-type]
         file=_require(data, "file", str, vwhere),
@@ -188,6 +224,7 @@ def _parse_variant(name: str, data: Any, where: str) -> Variant:
         notes=str(data.get("notes", "")),
         batch_invariant=invariant,
         batch_max_abs_diff=None if batch_diff is None else float(batch_diff),
+        domains=parsed_domains,
     )
 
 
@@ -227,6 +264,12 @@ def parse(data: Any, where: str = MANIFEST_FILE) -> Manifest:
     prompts = data.get("prompts", {})
     if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
         raise ManifestError(f"{where}: prompts must map names to prefix strings")
+    default_prompt = data.get("default_prompt_name")
+    if default_prompt is not None and (not isinstance(default_prompt, str) or default_prompt not in prompts):
+        raise ManifestError(f"{where}: default_prompt_name {default_prompt!r} is not one of the prompts")
+    gated_on = data.get("gated_on", {})
+    if not isinstance(gated_on, dict):
+        raise ManifestError(f"{where}: gated_on must be an object")
     return Manifest(
         name=_require(data, "name", str, where),
         dims=dims,
@@ -239,9 +282,11 @@ def parse(data: Any, where: str = MANIFEST_FILE) -> Manifest:
         variants={k: _parse_variant(k, v, where) for k, v in variants_data.items()},
         source=_path_free(data.get("source", {})),
         prompts=dict(prompts),
+        default_prompt_name=default_prompt,
         opset=int(data.get("opset", 17)),
         versions={str(k): str(v) for k, v in data.get("versions", {}).items()},
         created=str(data.get("created", "")),
+        gated_on=dict(gated_on),
     )
 
 

@@ -203,12 +203,17 @@ def _operations(engine: Engine) -> dict[str, _Operation]:
         "maximum": manifest.dims,
         "description": "keep the first N dimensions (normalisation comes after)",
     }
+    prompt_name: Schema = {
+        "enum": [*sorted(manifest.prompts), None],
+        "description": "the model's named prompt to prefix; none given: "
+        + (repr(manifest.default_prompt_name) if manifest.default_prompt_name else "no prompt"),
+    }
     options: Schema = {
         "truncate": flag,
         "truncation_direction": {"enum": list(DIRECTIONS), "default": "right"},
         "normalize": flag,
         "dimensions": dimensions,
-        "prompt_name": {"enum": [*sorted(manifest.prompts), None]},
+        "prompt_name": prompt_name,
     }
     tei_request: Schema = {
         "type": "object",
@@ -225,6 +230,7 @@ def _operations(engine: Engine) -> dict[str, _Operation]:
             else {"type": ["string", "null"]},
             "encoding_format": {"enum": ["float", "base64", None], "default": "float"},
             "dimensions": dimensions,
+            "prompt_name": prompt_name,
             "user": {"description": "accepted and ignored"},
         },
     }

@@ -136,16 +136,21 @@ def _options(data: dict[str, Any], limits: Limits) -> EmbedOptions:
             '`truncation_direction` must be "right" or "left" (TEI also spells them "Right", "Left")',
             param="truncation_direction",
         )
-    prompt_name = data.get("prompt_name")
-    if prompt_name is not None and not isinstance(prompt_name, str):
-        raise ValidationError("`prompt_name` must be a string", param="prompt_name")
     return EmbedOptions(
         truncate=_bool(data, "truncate", True),
         direction="left" if direction.lower() == "left" else "right",
         normalize=_bool(data, "normalize", True),
         dimensions=_dimensions(data, limits),
-        prompt_name=prompt_name,
+        prompt_name=_prompt_name(data),
     )
+
+
+def _prompt_name(data: dict[str, Any]) -> str | None:
+    """The named prompt to prefix (None: the model's ``default_prompt_name``, if it has one)."""
+    prompt_name = data.get("prompt_name")
+    if prompt_name is not None and not isinstance(prompt_name, str):
+        raise ValidationError("`prompt_name` must be a string", param="prompt_name")
+    return prompt_name
 
 
 def parse_embed(body: bytes, limits: Limits) -> EmbedRequest:
@@ -175,7 +180,8 @@ def parse_openai(body: bytes, limits: Limits) -> EmbedRequest:
     model = data.get("model")
     if model is not None and not isinstance(model, str):
         raise ValidationError("`model` must be a string", param="model")
-    options = EmbedOptions(dimensions=_dimensions(data, limits))
+    # prompt_name is our addition to OpenAI's shape (the client's ``extra_body``), as on /embed.
+    options = EmbedOptions(dimensions=_dimensions(data, limits), prompt_name=_prompt_name(data))
     return EmbedRequest(texts=texts, single=single, options=options, model=model, encoding_format=encoding)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -103,7 +104,18 @@ def test_max_length_override_is_bounded_by_the_position_table(fake_checkpoint: F
 
 def test_prompts_are_read(fake_checkpoint: FakeCheckpoint) -> None:
     prompts = {"query": "query: ", "passage": "passage: "}
-    assert inspect(fake_checkpoint(prompts=prompts)).prompts == prompts
+    checkpoint = inspect(fake_checkpoint(prompts=prompts))
+    assert checkpoint.prompts == prompts and checkpoint.default_prompt_name is None
+
+
+def test_default_prompt_name_is_read_and_must_name_a_prompt(fake_checkpoint: FakeCheckpoint) -> None:
+    path = fake_checkpoint()
+    config = path / "config_sentence_transformers.json"
+    config.write_text(json.dumps({"prompts": {"query": "query: "}, "default_prompt_name": "query"}))
+    assert inspect(path).default_prompt_name == "query"
+    config.write_text(json.dumps({"prompts": {"query": "query: "}, "default_prompt_name": "doc"}))
+    with pytest.raises(UsageError, match="default_prompt_name 'doc' is not one of its prompts"):
+        inspect(path)
 
 
 @pytest.mark.parametrize(

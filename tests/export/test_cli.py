@@ -117,3 +117,57 @@ def test_module_entry_point_runs(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "is not a directory" in result.stderr
+
+
+_WITHOUT_TORCH = """
+import sys
+# Any import of torch or transformers fails: bad input must be refused before them.
+for name in ("torch", "transformers", "sentence_transformers"):
+    sys.modules[name] = None
+from export.__main__ import main
+code = main(sys.argv[1:])
+assert not any(sys.modules.get(n) for n in ("torch", "transformers")), "a heavy module was imported"
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing", "is not a directory"),
+        ("not-a-model", "no config.json"),
+        ("gpt2", "gpt2"),
+        ("bad-flag", "unknown variant"),
+        ("exists", "pass --force"),
+        ("bad-prompt", "default_prompt_name 'passage' is not one of its prompts"),
+    ],
+)
+def test_bad_input_is_refused_before_torch_is_imported(
+    case: str, message: str, fake_checkpoint: FakeCheckpoint, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    args = [str(tmp_path / case), str(out)]
+    if case == "not-a-model":
+        (tmp_path / case).mkdir()
+    elif case == "gpt2":
+        args[0] = str(fake_checkpoint(config={"model_type": "gpt2", "architectures": ["GPT2Model"]}))
+    elif case == "bad-flag":
+        args = [str(fake_checkpoint()), str(out), "--variants", "fp32,int4"]
+    elif case == "exists":
+        args[0] = str(fake_checkpoint())
+        out.mkdir()
+    elif case == "bad-prompt":
+        source = fake_checkpoint()
+        (source / "config_sentence_transformers.json").write_text(
+            '{"prompts": {"query": "query: "}, "default_prompt_name": "passage"}'
+        )
+        args[0] = str(source)
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_TORCH, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,8 @@ def test_family_exports_at_fp32_parity(
     assert manifest.source["reference"].startswith("transformers")
     assert load(out, verify_hashes=True) == manifest
     for stage in ("load", "export", "optimise", "parity", "write"):
-        assert f"{stage}: done in" in log.getvalue()
+        assert re.search(rf"{stage} \[ *\d+ s\]: done in", log.getvalue()), stage
+    assert "fp32 gate: about" in log.getvalue()
     assert sorted(p.name for p in out.parent.iterdir()) == [family]
 
 

@@ -13,8 +13,10 @@ from export.parity import (
     batch_invariant,
     batch_variation,
     judge,
+    judge_domain,
     recall_at_k,
     top_k_overlap,
+    top_k_overlaps,
 )
 
 
@@ -130,3 +132,45 @@ def test_batch_variation_moves_texts_between_batch_mates_positions_and_lengths()
         assert {b.index(text) for b in together if len(b) == len(texts)} == set(range(len(texts)))
         assert len({tuple(b) for b in together if len(b) == 2 and text in b}) >= 2
     assert batch_variation(_Encoder(leak=1e-3), texts) > BATCH_MAX_ABS_DIFF
+
+
+def _domain(queries: int = 40, passages: int = 200, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Passages, and queries that are noisy copies of the first ``queries`` of them."""
+    rng = np.random.default_rng(seed)
+    p = rng.normal(size=(passages, 32)).astype(np.float32)
+    q = (p[:queries] + 0.5 * rng.normal(size=(queries, 32))).astype(np.float32)
+    return q, p
+
+
+def test_a_domain_is_passed_by_a_close_variant_and_failed_by_a_reranking_one() -> None:
+    fp32 = _domain()
+    figures, failures = judge_domain("prose", fp32, (fp32[0].copy(), fp32[1].copy()))
+    assert failures == () and figures.passed
+    assert figures.top10_overlap == figures.top10_overlap_min == 1.0
+    assert figures.recall_at_10 == 1.0 and figures.queries == 40
+    assert figures.fp32_recall_at_10 == recall_at_k(*fp32)
+    # Noise that keeps every cosine near 0.995 but reorders the near-ties of each top 10.
+    rng = np.random.default_rng(9)
+    noisy = tuple((v + 0.1 * rng.normal(size=v.shape)).astype(np.float32) for v in fp32)
+    figures, failures = judge_domain("code", fp32, noisy)  # type: ignore[arg-type]
+    assert figures.cos_mean > 0.99
+    assert figures.top10_overlap < 0.9 and not figures.passed
+    assert any(f.startswith("code: top-10 overlap") for f in failures)
+
+
+def test_a_domain_fails_on_cosine_and_on_lost_recall() -> None:
+    fp32 = _domain()
+    # Every passage moved far from where fp32 put it: cosine and recall both collapse.
+    shuffled = (fp32[0], np.roll(fp32[1], 1, axis=0))
+    figures, failures = judge_domain("tech-docs", fp32, shuffled)
+    assert figures.cos_mean < 0.5 and figures.recall_at_10 < 0.97
+    assert [f.split(":")[1].split()[0] for f in failures] == ["mean", "recall@10", "top-10"]
+
+
+def test_top_k_overlaps_are_per_query() -> None:
+    fp32 = _domain(queries=4, passages=30)
+    swapped = (fp32[0][[1, 0, 2, 3]], fp32[1])
+    overlaps = top_k_overlaps(fp32, swapped)
+    assert overlaps.shape == (4,)
+    assert overlaps[2] == overlaps[3] == 1.0 and overlaps[0] < 1.0
+    assert top_k_overlap(fp32, swapped) == pytest.approx(overlaps.mean())
