@@ -139,6 +139,12 @@ class TrainConfig:
         if self.out.exists() and not self.out.is_dir():
             raise UsageError(f"--out {self.out} is a file; choose a directory")
         if self.resuming():
+            saved = json.loads((training / CONFIG_FILE).read_text(encoding="utf-8"))
+            current = self.resume_view()
+            changed = sorted(k for k in RESUME_KEYS if saved.get(k) != current[k])
+            if changed:
+                detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
+                raise UsageError(f"--resume with different settings ({detail}); rerun with the original ones")
             if (training / REPORT_FILE).is_file():
                 raise UsageError(
                     f"{self.out} already holds a finished run; choose another --out to train again"

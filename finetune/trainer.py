@@ -50,7 +50,6 @@ from finetune.config import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
     REPORT_FILE,
-    RESUME_KEYS,
     TRAINING_DIR,
     Precision,
     TrainConfig,
@@ -138,8 +137,8 @@ def load_model(path: Path, device: str) -> Any:
         import huggingface_hub.utils
         import transformers.utils.logging
 
-        transformers.utils.logging.disable_progress_bar()
-        huggingface_hub.utils.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        huggingface_hub.utils.disable_progress_bars()  # type: ignore[attr-defined]
 
     try:
         return SentenceTransformer(str(path), device=device, local_files_only=True)
@@ -240,14 +239,10 @@ def _optimizer(model: Any, config: TrainConfig) -> torch.optim.AdamW:
 
 
 def _resumed_split(config: TrainConfig) -> tuple[pairs.Split, Path | None, dict[str, Any]]:
-    """The pairs, latest checkpoint and mining report of the run ``--resume`` continues."""
+    """The pairs, latest checkpoint and mining report of the run ``--resume`` continues
+    (:meth:`TrainConfig.validate` has checked that the settings and the base are the same)."""
     training = config.training_dir
     saved = json.loads((training / CONFIG_FILE).read_text(encoding="utf-8"))
-    current = config.resume_view()
-    changed = sorted(k for k in RESUME_KEYS if saved.get(k) != current[k])
-    if changed:
-        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
-        raise UsageError(f"--resume with different settings ({detail}); rerun with the original ones")
     split = pairs.Split(
         tuple(pairs.read_pairs(training / pairs.TRAIN_FILE)),
         tuple(pairs.read_pairs(training / pairs.HELDOUT_FILE))

@@ -20,6 +20,7 @@ from finetune.pairs import Pair
 from finetune.server_process import ServerProcess
 
 from .conftest import FAKE_DIMS, BagOfWordsEncoder, FakeEmbedServer, hashed_bag_of_words
+from .test_base import fake_checkpoint
 
 
 @pytest.fixture
@@ -111,8 +112,10 @@ def test_cli_usage_errors(heldout: Path, tmp_path: Path) -> None:
 
 
 def test_parse_systems_labels(tmp_path: Path) -> None:
-    for name in ("base", "tuned", "other", "exported"):
-        (tmp_path / name).mkdir()
+    for name in ("base", "tuned", "other"):
+        fake_checkpoint(tmp_path, name)
+    (tmp_path / "exported").mkdir()
+    (tmp_path / "exported" / "manifest.json").write_text("{}")
     m = str(tmp_path)
     systems = evaluation.parse_systems(
         f"{m}/base", [f"{m}/tuned", f"mine={m}/other"], ["http://h:1"], f"onnx={m}/exported", ["fp32", "int8"]
@@ -127,6 +130,10 @@ def test_parse_systems_labels(tmp_path: Path) -> None:
     ]
     with pytest.raises(UsageError, match="is not a directory"):
         evaluation.parse_systems(None, [f"{m}/missing"], [], None, [])
+    with pytest.raises(UsageError, match=r"no config\.json"):
+        evaluation.parse_systems(None, [f"{m}/exported"], [], None, [])
+    with pytest.raises(UsageError, match=r"no manifest\.json"):
+        evaluation.parse_systems(None, [], [], f"{m}/base", [])
 
 
 SERVER_BODY = textwrap.dedent(
