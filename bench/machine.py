@@ -10,7 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from server import cpu
+from server.cpu import describe as describe_cpu
 
 PACKAGES = (
     "onnxruntime",
@@ -43,7 +43,7 @@ def _git_commit(root: Path) -> str | None:
 
 def describe(root: Path) -> dict[str, Any]:
     """CPU model and features, cores, memory, load, OS, Python and package versions."""
-    model, flags = cpu.describe()
+    model, flags = describe_cpu()
     memory_gib = None
     try:
         import psutil

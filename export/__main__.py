@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from export.evalset import DEFAULT_MARGIN
 from server.manifest import POOLINGS, VARIANTS
 
 
@@ -47,6 +48,21 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     parser.add_argument("--name", help="model name in the manifest (default: OUT_DIR's name)")
     parser.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
+    parser.add_argument(
+        "--eval-data",
+        type=Path,
+        metavar="PATH",
+        help="your held-out retrieval set: a JSONL file of {query, passage} pairs, or a directory with "
+        "heldout.jsonl (python -m finetune's dataset or training output); every variant is scored on it "
+        "(nDCG@10, recall@10 at each width) and a reduced precision that loses more than --eval-margin "
+        "nDCG@10 to fp32 at any width is refused",
+    )
+    parser.add_argument(
+        "--eval-margin",
+        type=float,
+        default=DEFAULT_MARGIN,
+        help=f"nDCG@10 a reduced precision may lose to fp32 on --eval-data (default {DEFAULT_MARGIN})",
+    )
     return parser
 
 
@@ -72,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         opset=args.opset,
         force=args.force,
         name=args.name,
+        eval_data=args.eval_data,
+        eval_margin=args.eval_margin,
     )
 
     def export() -> None:

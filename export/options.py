@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from export import checkpoint as checkpoints
+from export import evalset
 from export.errors import UsageError
 from server.manifest import VARIANTS
 
@@ -36,6 +37,10 @@ class ExportOptions:
     opset: int = 17
     force: bool = False
     name: str | None = None
+    eval_data: Path | None = None
+    """The user's held-out retrieval set (:mod:`export.evalset`), or None."""
+    eval_margin: float = evalset.DEFAULT_MARGIN
+    """The nDCG@10 a reduced-precision variant may lose to fp32 on ``eval_data``, at any width."""
 
 
 def check_options(options: ExportOptions) -> None:
@@ -46,6 +51,10 @@ def check_options(options: ExportOptions) -> None:
         raise UsageError("--variants must include fp32: the other variants are gated against it")
     if not MIN_OPSET <= options.opset <= MAX_OPSET:
         raise UsageError(f"--opset must be between {MIN_OPSET} and {MAX_OPSET}, not {options.opset}")
+    if not 0.0 <= options.eval_margin < 1.0:
+        raise UsageError(
+            f"--eval-margin must be from 0 to below 1 (nDCG@10 points / 100), not {options.eval_margin}"
+        )
 
 
 def check_output(out: Path, force: bool) -> None:
@@ -56,7 +65,11 @@ def check_output(out: Path, force: bool) -> None:
 
 
 def preflight(source: Path, out: Path, options: ExportOptions) -> checkpoints.Checkpoint:
-    """Every check that needs no model loaded: the options, the output path, the checkpoint's configs."""
+    """Every check that needs no model loaded: the options, the output path, the checkpoint's
+    configs and the ``--eval-data`` file."""
     check_options(options)
     check_output(out.absolute(), options.force)
-    return checkpoints.inspect(source, options.pooling, options.max_length, options.normalize)
+    checkpoint = checkpoints.inspect(source, options.pooling, options.max_length, options.normalize)
+    if options.eval_data is not None:
+        evalset.load(options.eval_data)
+    return checkpoint

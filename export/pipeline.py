@@ -44,12 +44,12 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from export import checkpoint as checkpoints
-from export import corpus, domains, fusion, graph, parity, precision
+from export import corpus, domains, evalset, fusion, graph, parity, precision
 from export.corpus import RetrievalCorpus
 from export.errors import ExportError, ParityError
 from export.options import DEFAULT_VARIANTS, ExportOptions, check_output, preflight
 from export.tokenizer import TOKENIZER_JSON, write_tokenizer
-from server import cpu
+from server.cpu import describe as describe_cpu
 from server.manifest import VARIANT_FILES, VARIANTS, DomainParity, Manifest, Target, Variant, sha256_file
 from server.manifest import write as write_manifest
 from server.tokenizer import Tokenizer, TokenizerLoadError
@@ -118,6 +118,7 @@ class _Candidate:
     notes: str
     batch_diff: float
     domains: dict[str, DomainParity] = field(default_factory=dict)
+    eval: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,7 @@ class _Judged:
     verdict: parity.Verdict
     domains: dict[str, DomainParity]
     batch_diff: float
+    eval: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def retrieval(self) -> str:
@@ -232,6 +234,26 @@ class _Domains:
 
 
 @dataclass(frozen=True)
+class _UserSet:
+    """The user's held-out set, scored by the fp32 graph: what reduced precisions are held to."""
+
+    data: evalset.EvalSet
+    dims: int
+    margin: float
+    fp32: dict[str, dict[str, float]]
+
+    def score(self, encode: parity.OnnxEncoder) -> dict[str, dict[str, float]]:
+        qrels = self.data.qrels
+        return evalset.score(encode(qrels.queries), encode(qrels.corpus), qrels.relevant, self.dims)
+
+    def describe(self) -> str:
+        return ", ".join(
+            f"{width} dims nDCG@10 {f['ndcg_at_10']:.4f} recall@10 {f['recall_at_10']:.4f}"
+            for width, f in self.fp32.items()
+        )
+
+
+@dataclass(frozen=True)
 class _Gate:
     """What a reduced-precision graph is judged against: the reference's vectors of the
     parity texts, and the shipped fp32 graph's vectors on every retrieval domain."""
@@ -242,6 +264,8 @@ class _Gate:
     fp32_vectors: dict[str, tuple[parity.Vectors, parity.Vectors]]
     fp32_seconds: float
     """How long the fp32 graph took over the domains: the rate the int8 estimate starts from."""
+    users: _UserSet | None = None
+    """The user's held-out set (``--eval-data``) and fp32's figures on it."""
 
     def judge(self, variant: str, encode: parity.OnnxEncoder, invariant: bool) -> _Judged:
         """Parity texts first, then batch invariance (part of the gate when ``invariant``),
@@ -262,11 +286,13 @@ class _Gate:
         }
         figures = {name: figure for name, (figure, _) in judged.items()}
         worst = min(f.recall_at_10 for f in figures.values())
-        verdict = parity.Verdict(
-            replace(early.parity, recall_at_10=worst),
-            early.failures + tuple(failure for _, failures in judged.values() for failure in failures),
-        )
-        return _Judged(verdict, figures, batch_diff)
+        failures = early.failures + tuple(failure for _, failures in judged.values() for failure in failures)
+        users: dict[str, dict[str, float]] = {}
+        if self.users is not None:
+            users = self.users.score(encode)
+            failures += evalset.judge(self.users.fp32, users, self.users.margin)
+        verdict = parity.Verdict(replace(early.parity, recall_at_10=worst), failures)
+        return _Judged(verdict, figures, batch_diff, users)
 
 
 def _describe(verdict: parity.Verdict, batch_diff: float = float("nan")) -> str:
@@ -366,18 +392,37 @@ def _fp32(
 
 
 def _gate(
-    texts: list[str], reference: parity.Vectors, fp32: _Candidate, encoders: _Encoders, progress: Progress
+    texts: list[str],
+    reference: parity.Vectors,
+    fp32: _Candidate,
+    encoders: _Encoders,
+    options: ExportOptions,
+    progress: Progress,
 ) -> _Gate:
-    """The baseline of the reduced-precision gates: the shipped fp32 graph on every retrieval domain."""
+    """The baseline of the reduced-precision gates: the shipped fp32 graph on every retrieval
+    domain and on the user's held-out set, if given."""
     corpora = _Domains.build()
     start = time.perf_counter()
-    vectors = corpora.vectors(encoders.load(fp32.path))
+    encode = encoders.load(fp32.path)
+    vectors = corpora.vectors(encode)
     seconds = time.perf_counter() - start
+    users = None
+    if options.eval_data is not None:
+        data = evalset.load(options.eval_data)
+        dims = int(reference.shape[1])
+        qrels = data.qrels
+        fp32_figures = evalset.score(encode(qrels.queries), encode(qrels.corpus), qrels.relevant, dims)
+        users = _UserSet(data, dims, options.eval_margin, fp32_figures)
+        progress.say(
+            "parity",
+            f"fp32 on --eval-data {data.name} ({len(qrels.queries)} queries, {len(qrels.corpus)} passages): "
+            + users.describe(),
+        )
     recalls = ", ".join(
         f"{name} {parity.recall_at_k(*v):.3f} ({len(v[0])} queries)" for name, v in vectors.items()
     )
     progress.say("parity", f"fp32 retrieval, recall@10: {recalls}")
-    return _Gate(texts, reference, corpora, vectors, seconds)
+    return _Gate(texts, reference, corpora, vectors, seconds, users)
 
 
 def _int8(
@@ -426,7 +471,9 @@ def _int8(
                     "the server's --variant auto will serve fp32 on CPU",
                 )
             notes = f"{how}; {plan.label}"
-            return _Candidate(target, judged.verdict, fp32.fusions, notes, judged.batch_diff, judged.domains)
+            return _Candidate(
+                target, judged.verdict, fp32.fusions, notes, judged.batch_diff, judged.domains, judged.eval
+            )
         reasons.append(f"{plan.label}: {'; '.join(judged.verdict.failures)}")
     return _Rejected(" | ".join(reasons))
 
@@ -459,7 +506,9 @@ def _fp16(
         return _Rejected("; ".join(judged.verdict.failures))
     notes = f"float16 weights and compute from the {graph_name} graph, float32 I/O; gated on {device} "
     notes += "(batch invariance measured there too)"
-    return _Candidate(target, judged.verdict, source_fusions, notes, judged.batch_diff, judged.domains)
+    return _Candidate(
+        target, judged.verdict, source_fusions, notes, judged.batch_diff, judged.domains, judged.eval
+    )
 
 
 def _reduced(
@@ -515,6 +564,7 @@ def _variant(name: str, candidate: _Candidate, directory: Path) -> Variant:
         batch_invariant=parity.batch_invariant(candidate.batch_diff),
         batch_max_abs_diff=candidate.batch_diff,
         domains=candidate.domains,
+        eval=candidate.eval,
     )
 
 
@@ -539,6 +589,7 @@ def _manifest(
     reference: str,
     source_sha: str,
     opset: int,
+    users: _UserSet | None,
 ) -> Manifest:
     return Manifest(
         name=name,
@@ -564,12 +615,13 @@ def _manifest(
         versions=_versions(),
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         gated_on=_gated_on(),
+        eval_data={**users.data.describe(), "margin": users.margin} if users else {},
     )
 
 
 def _gated_on() -> dict[str, Any]:
     """The machine the gates ran on: int8 and fp16 kernels differ between instruction sets."""
-    model, flags = cpu.describe()
+    model, flags = describe_cpu()
     return {"cpu": model, "isa": flags, "onnxruntime": ort.__version__, "machine": platform.machine()}
 
 
@@ -624,7 +676,9 @@ def export_model(
             del encode, encoder
             gc.collect()
             fp32 = _fp32(graphs, texts, reference, encoders, progress)
-            gate = _gate(texts, reference, fp32.chosen, encoders, progress)
+            gate = _gate(texts, reference, fp32.chosen, encoders, options, progress)
+            if gate.users is not None:
+                fp32 = replace(fp32, chosen=replace(fp32.chosen, eval=gate.users.fp32))
         reduced = [v for v in options.variants if v != "fp32"]
         outcomes: dict[str, _Candidate | _Rejected] = {}
         if reduced:
@@ -640,7 +694,7 @@ def export_model(
             dims = int(reference.shape[1])
             name = options.name or out.name
             manifest = _manifest(
-                name, checkpoint, dims, inputs, variants, description, source_sha, options.opset
+                name, checkpoint, dims, inputs, variants, description, source_sha, options.opset, gate.users
             )
             write_manifest(manifest, staging)
             check_output(out, options.force)

@@ -412,6 +412,8 @@ class Engine:
                 "cos_min": variant.parity.cos_min,
                 "recall_at_10": variant.parity.recall_at_10,
                 "domains": {name: asdict(figures) for name, figures in variant.domains.items()},
+                "eval": variant.eval,
+                "eval_data": m.eval_data,
             },
             "batch_invariant": variant.batch_invariant,
             "batch_max_abs_diff": variant.batch_max_abs_diff,

@@ -20,6 +20,8 @@ and ``manifest.json``. The manifest is the single description of how to run them
   applied when a request names none (sentence-transformers' ``default_prompt_name``);
 - ``gated_on``: the CPU (model name and instruction-set extensions) and ONNX Runtime
   version the parity gates ran on: int8 kernels differ between AVX2, VNNI and AMX;
+- ``eval_data``: with ``--eval-data``, the user's held-out set the variants were scored and
+  gated on (name, SHA-256, counts, margin); each variant's figures are in its ``eval``;
 - ``source``: the checkpoint's identity (directory base ``name``, content ``sha256``, file
   names, architecture), never a machine path: ``/info`` shows it to clients.
 
@@ -100,6 +102,8 @@ class Variant:
     ``batch_max_abs_diff``, at most 1e-5 when exported); ``None`` when not measured.
     ``domains``: a reduced-precision variant's agreement with fp32 on each retrieval domain
     of the export's gate (:class:`DomainParity`); empty for fp32 and for older exports.
+    ``eval``: with ``python -m export --eval-data``, the variant's ``ndcg_at_10`` and
+    ``recall_at_10`` on the user's held-out set, per width (``"768"``, ``"512"``, ...).
     Manifests written before the exporter measured it have none: their int8 was dynamically
     quantised (activation scales computed per batch), so it reads as ``False``.
     """
@@ -115,6 +119,7 @@ class Variant:
     batch_invariant: bool | None = None
     batch_max_abs_diff: float | None = None
     domains: dict[str, DomainParity] = field(default_factory=dict)
+    eval: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,7 @@ class Manifest:
     versions: dict[str, str] = field(default_factory=dict)
     created: str = ""
     gated_on: dict[str, Any] = field(default_factory=dict)
+    eval_data: dict[str, Any] = field(default_factory=dict)
     format: int = FORMAT_VERSION
 
     @property
@@ -213,6 +219,13 @@ def _parse_variant(name: str, data: Any, where: str) -> Variant:
         parsed_domains = {str(k): DomainParity(**v) for k, v in domains.items()}
     except TypeError as exc:
         raise ManifestError(f"{vwhere}.domains is malformed: {exc}") from exc
+    figures = data.get("eval", {})
+    if not isinstance(figures, dict) or not all(
+        isinstance(v, dict)
+        and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v.values())
+        for v in figures.values()
+    ):
+        raise ManifestError(f"{vwhere}: eval must map widths to objects of numbers")
     return Variant(
         name=name,  # type: ignore[arg-type]
         file=_require(data, "file", str, vwhere),
@@ -225,6 +238,7 @@ def _parse_variant(name: str, data: Any, where: str) -> Variant:
         batch_invariant=invariant,
         batch_max_abs_diff=None if batch_diff is None else float(batch_diff),
         domains=parsed_domains,
+        eval={str(k): {str(m): float(x) for m, x in v.items()} for k, v in figures.items()},
     )
 
 
@@ -270,6 +284,9 @@ def parse(data: Any, where: str = MANIFEST_FILE) -> Manifest:
     gated_on = data.get("gated_on", {})
     if not isinstance(gated_on, dict):
         raise ManifestError(f"{where}: gated_on must be an object")
+    eval_data = data.get("eval_data", {})
+    if not isinstance(eval_data, dict):
+        raise ManifestError(f"{where}: eval_data must be an object")
     return Manifest(
         name=_require(data, "name", str, where),
         dims=dims,
@@ -287,6 +304,7 @@ def parse(data: Any, where: str = MANIFEST_FILE) -> Manifest:
         versions={str(k): str(v) for k, v in data.get("versions", {}).items()},
         created=str(data.get("created", "")),
         gated_on=dict(gated_on),
+        eval_data=dict(eval_data),
     )
 
 

@@ -4,8 +4,9 @@ Model fixtures (owned by the exporter):
 
 - ``minilm_checkpoint`` / ``sre_checkpoint``: checkpoint directories of the shipped
   all-MiniLM-L6-v2 and sre-embedding-model packages;
-- ``minilm_model_dir``: MiniLM exported with fp32 and int8 (both gated) by
-  :func:`export.pipeline.export_model`, cached under ``build/test-models/<key>/``. The key
+- ``minilm_model_dir``: MiniLM exported with fp32 and int8 (both gated, also on the held-out
+  set of :func:`eval_pairs` as ``--eval-data``) by :func:`export.pipeline.export_model`,
+  cached under ``build/test-models/<key>/``. The key
   hashes the checkpoint's content and the exporter's sources, so a change to either
   re-exports and an unchanged tree reuses the directory across test runs. Treat it as
   read-only: copy it (``shutil.copytree``) before damaging it.
@@ -34,6 +35,19 @@ def _export_sources_digest() -> str:
     return digest.hexdigest()
 
 
+def eval_pairs(path: Path, size: int = 60) -> Path:
+    """A held-out set in the fine-tuning format: ``size`` (first sentence, rest of the
+    section) pairs of the Python reference, as a user's ``--eval-data`` file."""
+    import json
+
+    from export import domains
+
+    built = domains.build("tech-docs", size=size)
+    pairs = zip(built.queries, built.passages, strict=True)
+    path.write_text("".join(json.dumps({"query": q, "passage": p}) + "\n" for q, p in pairs))
+    return path
+
+
 def _cached_export(checkpoint: Path, name: str, variants: tuple[str, ...]) -> Path:
     """Export ``checkpoint`` once per (content, exporter sources, variants); reuse it afterwards."""
     from export.checkpoint import inspect
@@ -48,7 +62,10 @@ def _cached_export(checkpoint: Path, name: str, variants: tuple[str, ...]) -> Pa
     with (TEST_MODELS / f"{key}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (out / "manifest.json").is_file():
-            options = ExportOptions(variants=variants, required=frozenset(variants), force=True, name=name)
+            data = eval_pairs(TEST_MODELS / f"{key}.eval.jsonl")
+            options = ExportOptions(
+                variants=variants, required=frozenset(variants), force=True, name=name, eval_data=data
+            )
             with (TEST_MODELS / f"{key}.log").open("w") as log:
                 export_model(checkpoint, out, options, Progress(log))
     return out

@@ -41,8 +41,12 @@ PURE_SERVER_MODULES = {
     "server.collate",
     "server.pooling",
     "server.session",
+    "server.cpu",
 }
-ALLOWED_SERVER_MODULES = {"export": PURE_SERVER_MODULES, "bench": PURE_SERVER_MODULES}
+# The fine-tuning data format and its retrieval metrics (numpy only): export reads a user's
+# held-out set (--eval-data) with them rather than keep a second copy of either.
+PURE_FINETUNE_MODULES = {"finetune.pairs", "finetune.metrics", "finetune.errors"}
+ALLOWED_SERVER_MODULES = {"export": PURE_SERVER_MODULES | PURE_FINETUNE_MODULES, "bench": PURE_SERVER_MODULES}
 # bench's in-process engine system measures the server's engine itself, without HTTP.
 ALLOWED_SERVER_FILES = {
     "bench/systems/engine.py": {"server.engine", "server.loader", "server.metrics", "server.settings"}
@@ -108,3 +112,23 @@ def test_pure_server_module_loads_no_http_and_no_threads(module: str) -> None:
         allowed |= {m for m in loaded.split(",") if m.split(".")[0] == "onnxruntime"}
     assert threads == "1"
     assert sorted(set(filter(None, loaded.split(","))) - allowed) == []
+
+
+def test_the_modules_other_packages_may_import_stay_pure() -> None:
+    """What export and bench import from server and finetune pulls in no heavy or stateful
+    part of them: no torch, no web framework, no other project package."""
+    heavy = {
+        "torch",
+        "transformers",
+        "sentence_transformers",
+        "starlette",
+        "uvicorn",
+        "httpx",
+        "elasticsearch",
+    }
+    for module in sorted(PURE_SERVER_MODULES | PURE_FINETUNE_MODULES):
+        own = module.split(".")[0]
+        path = ROOT / (module.replace(".", "/") + ".py")
+        for name in imported_modules(path):
+            top = name.split(".")[0]
+            assert top not in heavy and (top == own or top not in FORBIDDEN), f"{module} imports {name}"

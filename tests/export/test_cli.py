@@ -140,6 +140,7 @@ sys.exit(code)
         ("bad-flag", "unknown variant"),
         ("exists", "pass --force"),
         ("bad-prompt", "default_prompt_name 'passage' is not one of its prompts"),
+        ("bad-eval-data", "--eval-data"),
     ],
 )
 def test_bad_input_is_refused_before_torch_is_imported(
@@ -162,6 +163,9 @@ def test_bad_input_is_refused_before_torch_is_imported(
             '{"prompts": {"query": "query: "}, "default_prompt_name": "passage"}'
         )
         args[0] = str(source)
+    elif case == "bad-eval-data":
+        (tmp_path / "heldout.jsonl").write_text('{"query": "only a query"}\n')
+        args = [str(fake_checkpoint()), str(out), "--eval-data", str(tmp_path / "heldout.jsonl")]
     result = subprocess.run(
         [sys.executable, "-c", _WITHOUT_TORCH, *args],
         capture_output=True,
