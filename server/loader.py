@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Protocol, TypeVar
 
-from server import providers
-from server.batcher import lower_thread_priority
+from server import providers, runtime
+from server.batcher import Session, lower_thread_priority
 from server.engine import Engine
 from server.errors import StartupError
 from server.manifest import ManifestError, load
@@ -28,13 +29,25 @@ from server.tokenizer import Tokenizer
 log = logging.getLogger("server.loader")
 
 
+class ModelSession(Session, Protocol):
+    """A session of either runtime (:class:`OrtSession`, ``OpenVinoSession``) as the loader uses it."""
+
+    provider: str
+
+    def warm_up(self, pad_id: int, max_batch_tokens: int) -> int: ...
+
+
+S = TypeVar("S", bound=ModelSession)
+
+
 class ModelLoadError(StartupError):
     """The model directory cannot be served; the message says why and what to do."""
 
 
-def build_at_lower_priority(nice: int, build: Callable[[], OrtSession]) -> OrtSession:
-    """``build()`` run in a thread at ``nice`` more than ours, so that the threads ONNX Runtime
-    starts for the session (at construction) run at that priority too."""
+def build_at_lower_priority(nice: int, build: Callable[[], S]) -> S:
+    """``build()`` run in a thread at ``nice`` more than ours, so that the threads the runtime
+    starts for the session (ONNX Runtime and OpenVINO both start them at construction) run at
+    that priority too."""
     if not nice:
         return build()
     with ThreadPoolExecutor(1, initializer=lower_thread_priority, initargs=(nice,)) as pool:
@@ -69,18 +82,31 @@ def load_engine(settings: Settings, metrics: Metrics) -> Engine:
         inter_op_threads=settings.inter_op_threads,
         trt_cache_dir=settings.trt_cache_dir,
     )
-    # Bulk sessions are built at the bulk threads' lower priority (ORT starts its threads
-    # at construction); interactive ones at ours, and idle between queries without spinning.
+    chosen = runtime.choose_runtime(
+        settings.runtime, plan.on_gpu, variant.name, runtime.openvino_version(), runtime.cpu_flags()
+    )
+    if chosen.runtime == runtime.OPENVINO and variant.name not in runtime.OPENVINO_VARIANTS:
+        log.warning(
+            "variant %s on OpenVINO is not batch-invariant: a text's vector depends on the texts "
+            "batched with it; --runtime auto would run it on ONNX Runtime",
+            variant.name,
+        )
+
+    log.info("runtime %s (%s)", chosen.runtime, chosen.reason)
+
+    def session(session_config: SessionConfig) -> ModelSession:
+        if chosen.runtime == runtime.OPENVINO:
+            from server.openvino_session import OpenVinoSession
+
+            return OpenVinoSession(directory, manifest, variant, session_config)
+        return OrtSession(directory, manifest, variant, plan, session_config)
+
+    # Bulk sessions are built at the bulk threads' lower priority (the runtime starts its
+    # threads at construction); interactive ones at ours, idle between queries without spinning.
     nice = settings.bulk_nice if settings.interactive_sessions else 0
-
-    def bulk_session() -> OrtSession:
-        return OrtSession(directory, manifest, variant, plan, config)
-
-    sessions = [build_at_lower_priority(nice, bulk_session) for _ in range(settings.sessions)]
+    sessions = [build_at_lower_priority(nice, lambda: session(config)) for _ in range(settings.sessions)]
     quiet = replace(config, spin=False)
-    interactive = [
-        OrtSession(directory, manifest, variant, plan, quiet) for _ in range(settings.interactive_sessions)
-    ]
+    interactive = [session(quiet) for _ in range(settings.interactive_sessions)]
     max_batch_tokens = settings.batch_tokens(on_gpu=plan.on_gpu)
     started = time.perf_counter()
     every = sessions + interactive

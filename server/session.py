@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,23 +125,10 @@ class OrtSession:
         self._use_binding = self.provider == providers.CUDA
 
     def _check_graph(self) -> list[str]:
-        graph_inputs = [i.name for i in self._session.get_inputs()]
-        if sorted(graph_inputs) != sorted(self.manifest.inputs):
-            raise SessionLoadError(
-                f"{self.variant.file} takes inputs {graph_inputs} but the manifest says "
-                f"{list(self.manifest.inputs)}; the directory mixes files of different exports"
-            )
-        outputs = {o.name: o.shape for o in self._session.get_outputs()}
-        if self.manifest.output not in outputs:
-            raise SessionLoadError(
-                f"{self.variant.file} has no output {self.manifest.output!r} (it has {sorted(outputs)})"
-            )
-        width = outputs[self.manifest.output][-1]
-        if isinstance(width, int) and width != self.manifest.dims:
-            raise SessionLoadError(
-                f"{self.variant.file} outputs {width}-dim vectors but the manifest says {self.manifest.dims}"
-            )
-        return graph_inputs
+        outputs = {o.name: o.shape[-1] for o in self._session.get_outputs()}
+        return check_graph(
+            self.variant.file, self.manifest, [i.name for i in self._session.get_inputs()], outputs
+        )
 
     def run(self, inputs: dict[str, I64]) -> F32:
         """Run one padded batch; returns pooled (not normalised) float32 vectors."""
@@ -165,20 +152,52 @@ class OrtSession:
 
     def warm_up(self, pad_id: int, max_batch_tokens: int) -> int:
         """Run the shapes traffic will bring (short to max length, 1 to many rows); returns runs."""
-        lengths = sorted({min(n, self.manifest.max_length) for n in (8, 32, 128, self.manifest.max_length)})
-        runs = 0
-        for length in lengths:
-            for rows in (1, max(1, min(16, max_batch_tokens // length))):
-                ids = np.full((rows, length), pad_id, dtype=np.int64)
-                ids[:, 0] = 0
-                feeds = {
-                    "input_ids": ids,
-                    "attention_mask": np.ones_like(ids),
-                    "token_type_ids": np.zeros_like(ids),
-                }
-                self.run({name: feeds[name] for name in self.input_names})
-                runs += 1
-        return runs
+        return warm_up(self.run, self.input_names, self.manifest.max_length, pad_id, max_batch_tokens)
+
+
+def check_graph(
+    file: str, manifest: Manifest, inputs: Sequence[str], outputs: dict[str, object]
+) -> list[str]:
+    """The graph's input names, checked against the manifest: the same inputs, the output,
+    and its width (``outputs`` maps each output name to its last dimension, a non-int where
+    dynamic). Shared by every runtime's session."""
+    graph_inputs = list(inputs)
+    if sorted(graph_inputs) != sorted(manifest.inputs):
+        raise SessionLoadError(
+            f"{file} takes inputs {graph_inputs} but the manifest says "
+            f"{list(manifest.inputs)}; the directory mixes files of different exports"
+        )
+    if manifest.output not in outputs:
+        raise SessionLoadError(f"{file} has no output {manifest.output!r} (it has {sorted(outputs)})")
+    width = outputs[manifest.output]
+    if isinstance(width, int) and width != manifest.dims:
+        raise SessionLoadError(f"{file} outputs {width}-dim vectors but the manifest says {manifest.dims}")
+    return graph_inputs
+
+
+def warm_up(
+    run: Callable[[dict[str, I64]], F32],
+    input_names: Sequence[str],
+    max_length: int,
+    pad_id: int,
+    max_batch_tokens: int,
+) -> int:
+    """Run the shapes traffic will bring (short to ``max_length``, 1 to many rows) through
+    ``run``; returns the number of runs."""
+    lengths = sorted({min(n, max_length) for n in (8, 32, 128, max_length)})
+    runs = 0
+    for length in lengths:
+        for rows in (1, max(1, min(16, max_batch_tokens // length))):
+            ids = np.full((rows, length), pad_id, dtype=np.int64)
+            ids[:, 0] = 0
+            feeds = {
+                "input_ids": ids,
+                "attention_mask": np.ones_like(ids),
+                "token_type_ids": np.zeros_like(ids),
+            }
+            run({name: feeds[name] for name in input_names})
+            runs += 1
+    return runs
 
 
 def cpu_count(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:

@@ -28,7 +28,13 @@ async def make_client(minilm_model_dir: Path) -> AsyncIterator[ClientFactory]:
     async with AsyncExitStack() as stack:
 
         async def make(fake: bool = False, **overrides: Any) -> tuple[httpx.AsyncClient, Any]:
-            values: dict[str, Any] = {"model": minilm_model_dir, "variant": "fp32", "warmup": False}
+            # The runtime is named: --runtime auto would pick OpenVINO on some hosts (test_openvino).
+            values: dict[str, Any] = {
+                "model": minilm_model_dir,
+                "variant": "fp32",
+                "runtime": "onnxruntime",
+                "warmup": False,
+            }
             settings = Settings(**{**values, **overrides})
             scripted: list[ScriptedSession] = []
             loader = scripted_loader(

@@ -115,7 +115,14 @@ def test_bulk_batches_run_on_threads_at_lower_priority_and_queries_do_not(minilm
     base = _nice_by_thread()[threading.get_native_id()]
     assert base <= 14, "this test needs room to lower the priority by 5"
     before = set(_nice_by_thread())
-    settings = Settings(model=minilm_model_dir, variant="fp32", intra_op_threads=2, bulk_nice=5, warmup=False)
+    settings = Settings(
+        model=minilm_model_dir,
+        variant="fp32",
+        runtime="onnxruntime",
+        intra_op_threads=2,
+        bulk_nice=5,
+        warmup=False,
+    )
     engine = load_engine(settings, Metrics.create())
     try:
         assert engine.info()["interactive_sessions"] == 1
