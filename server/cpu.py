@@ -26,16 +26,29 @@ ISA_FLAGS: tuple[str, ...] = (
 )
 
 
-def describe(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, list[str]]:
-    """The CPU's model name and which of :data:`ISA_FLAGS` it has ("unknown", [] where unreadable)."""
-    model, flags = platform.processor() or "unknown", list[str]()
+def _fields(cpuinfo: Path) -> tuple[str, frozenset[str]]:
+    """The first processor's model name and flags ("", empty where unreadable)."""
+    model, flags = "", frozenset[str]()
     try:
         for line in cpuinfo.read_text().splitlines():
             key, _, value = line.partition(":")
-            if key.strip() == "model name" and model in ("unknown", "", platform.machine()):
+            if key.strip() == "model name" and not model:
                 model = value.strip()
             elif key.strip() == "flags" and not flags:
-                flags = value.split()
+                flags = frozenset(value.split())
     except OSError:
         pass
-    return model, [f for f in ISA_FLAGS if f in flags]
+    return model, flags
+
+
+def flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """Every feature flag of the CPU (empty where /proc/cpuinfo cannot be read)."""
+    return _fields(cpuinfo)[1]
+
+
+def describe(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, list[str]]:
+    """The CPU's model name and which of :data:`ISA_FLAGS` it has ("unknown", [] where unreadable)."""
+    model, found = _fields(cpuinfo)
+    if not model:
+        model = platform.processor() or platform.machine() or "unknown"
+    return model, [f for f in ISA_FLAGS if f in found]

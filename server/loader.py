@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Protocol, TypeVar
 
-from server import providers, runtime
+from server import cpu, providers, runtime
 from server.batcher import Session, lower_thread_priority
 from server.engine import Engine
 from server.errors import StartupError
@@ -83,7 +83,7 @@ def load_engine(settings: Settings, metrics: Metrics) -> Engine:
         trt_cache_dir=settings.trt_cache_dir,
     )
     chosen = runtime.choose_runtime(
-        settings.runtime, plan.on_gpu, variant.name, runtime.openvino_version(), runtime.cpu_flags()
+        settings.runtime, plan.on_gpu, variant.name, runtime.openvino_version(), cpu.flags()
     )
     if chosen.runtime == runtime.OPENVINO and variant.name not in runtime.OPENVINO_VARIANTS:
         log.warning(

@@ -20,7 +20,6 @@ import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 from importlib import metadata
-from pathlib import Path
 from typing import Literal
 
 from server.errors import StartupError
@@ -85,15 +84,3 @@ def openvino_version() -> str | None:
         return metadata.version("openvino")
     except metadata.PackageNotFoundError:
         return None
-
-
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
-    """The CPU's feature flags (empty where /proc/cpuinfo cannot be read)."""
-    try:
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "flags":
-                return frozenset(value.split())
-    except OSError:
-        pass
-    return frozenset()

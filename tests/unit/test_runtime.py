@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from server import cpu
 from server.runtime import (
     OPENVINO_FLAGS,
     RuntimeUnavailableError,
     choose_runtime,
-    cpu_flags,
 )
 from server.settings import SettingsError, from_sources
 
@@ -56,8 +56,10 @@ def test_cpu_flags_come_from_cpuinfo(tmp_path: Path) -> None:
     cpuinfo.write_text(
         "processor\t: 0\nmodel name\t: Xeon\nflags\t\t: fpu avx512f amx_bf16\n\nflags : other\n"
     )
-    assert cpu_flags(cpuinfo) == frozenset({"fpu", *OPENVINO_FLAGS})
-    assert cpu_flags(tmp_path / "missing") == frozenset()
+    assert cpu.flags(cpuinfo) == frozenset({"fpu", *OPENVINO_FLAGS})
+    assert cpu.flags(tmp_path / "missing") == frozenset()
+    # What the manifest and the bench record: the name and the kernel-deciding extensions only.
+    assert cpu.describe(cpuinfo) == ("Xeon", ["avx512f", "amx_bf16"])
 
 
 def test_runtime_setting_from_flag_and_environment() -> None:
