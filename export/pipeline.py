@@ -440,7 +440,7 @@ def _int8(
     typed = work / "smoothed-typed.onnx"
     ranges: dict[str, Path] = {}
     reasons: list[str] = []
-    for i, plan in enumerate(precision.int8_plans(fp32.path)):
+    for i, plan in enumerate(precision.int8_plans(fp32.path, peaks)):
         target = work / f"int8-{i}.onnx"
         if plan.calibration is not None:
             if not typed.exists():

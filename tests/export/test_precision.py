@@ -193,3 +193,55 @@ def test_calibration_failure_is_an_export_error(tmp_path: Path) -> None:
     precision.typed_for_quantisation(_ffn_graph(tmp_path / "ffn.onnx", fused_gelu=False), typed)
     with pytest.raises(ExportError, match="calibration"):
         precision.calibrate(typed, [{"nope": np.zeros(1, dtype=np.float32)}], "minmax", tmp_path / "r.json")
+
+
+def _two_ffn_graph(path: Path) -> Path:
+    """x -> up -> Gelu -> down -> y -> up2 -> Gelu -> down2 -> z: two FFN down-projections."""
+    rng = np.random.default_rng(1)
+    inits = [
+        numpy_helper.from_array(rng.normal(size=shape).astype(np.float32), name)
+        for name, shape in (
+            ("w_up", (HIDDEN, INNER)),
+            ("w_down", (INNER, HIDDEN)),
+            ("w_up2", (HIDDEN, INNER)),
+            ("w_down2", (INNER, HIDDEN)),
+        )
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["x", "w_up"], ["h"], name="up"),
+        helper.make_node("Gelu", ["h"], ["g"], name="gelu", domain="com.microsoft"),
+        helper.make_node("MatMul", ["g", "w_down"], ["y"], name="down"),
+        helper.make_node("MatMul", ["y", "w_up2"], ["h2"], name="up2"),
+        helper.make_node("Gelu", ["h2"], ["g2"], name="gelu2", domain="com.microsoft"),
+        helper.make_node("MatMul", ["g2", "w_down2"], ["z"], name="down2"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "ffn2",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", HIDDEN])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)],
+        initializer=inits,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    )
+    onnx.save(model, str(path))
+    return path
+
+
+def test_down_projections_with_outlier_channels_get_a_plan_of_their_own(tmp_path: Path) -> None:
+    path = _two_ffn_graph(tmp_path / "ffn2.onnx")
+    model = onnx.load(str(path))
+    even = np.full(INNER, 2.0, dtype=np.float32)
+    spiky = even.copy()
+    spiky[3] = 2.0 * (precision.OUTLIER_RATIO + 1)  # one channel far above the median channel
+    peaks = {"g": even, "g2": spiky}
+    assert precision.ffn_down_projections(model) == ["down", "down2"]
+    assert precision.outlier_projections(model, ["down", "down2"], peaks) == ["down2"]
+    static = [p for p in precision.int8_plans(path, peaks) if p.static]
+    assert [p.keep_fp32 for p in static] == [(), ("down2",), ("down", "down2")] * len(precision.CALIBRATIONS)
+    assert "1 FFN down-projections with outlier channels kept in fp32" in static[1].label
+    # No peaks, or every projection an outlier: no mixed plan.
+    assert len([p for p in precision.int8_plans(path) if p.static]) == 2 * len(precision.CALIBRATIONS)
+    both = {"g": spiky, "g2": spiky}
+    assert len([p for p in precision.int8_plans(path, both) if p.static]) == 2 * len(precision.CALIBRATIONS)
