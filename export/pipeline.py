@@ -175,9 +175,10 @@ class _Workload:
         return self.parity + self.invariance + self.domains
 
     def int8(self) -> float:
-        """The int8 stage in fp32-token equivalents: activation peaks and calibration at fp32
-        speed, then one passing plan's gate at about 0.6 of fp32's cost."""
-        return 2 * self.calibration + INT8_COST * self.fp32_gate()
+        """The int8 stage in fp32-token equivalents: activation peaks and calibration (about
+        three fp32 passes over the calibration texts), a failing plan's parity texts, then one
+        passing plan's gate at about 0.6 of fp32's cost."""
+        return 3 * self.calibration + INT8_COST * (self.parity + self.fp32_gate())
 
 
 @dataclass(frozen=True)
@@ -373,6 +374,8 @@ def _fp32(
             progress.say("parity", f"fp32 fused graph: {_describe(fused_verdict, fused_diff)}")
             if fused_verdict.passed:
                 notes = "fused by the ONNX Runtime transformer optimizer"
+                if "MultiHeadAttention" in graphs.fusions:
+                    notes += " and the MPNet attention pass (export.attention)"
                 return _Fp32(_Candidate(graphs.fused, fused_verdict, graphs.fusions, notes, fused_diff), True)
             fused_failure = "the fused graph fails the fp32 gate"
         progress.say("parity", f"{fused_failure}; trying the plain graph")
