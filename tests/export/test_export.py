@@ -165,7 +165,9 @@ def test_without_a_static_plan_the_dynamic_int8_ships_marked_not_invariant(
     from server.session import choose_variant
 
     every_plan = precision.int8_plans
-    monkeypatch.setattr(precision, "int8_plans", lambda path: [p for p in every_plan(path) if not p.static])
+    monkeypatch.setattr(
+        precision, "int8_plans", lambda path, peaks=None: [p for p in every_plan(path, peaks) if not p.static]
+    )
     log = io.StringIO()
     options = ExportOptions(variants=("fp32", "int8"), required=frozenset({"fp32", "int8"}))
     manifest = export_model(minilm_checkpoint, tmp_path / "dynamic", options, Progress(log))
